@@ -1,0 +1,27 @@
+"""napari-calcite-afm: segment and model AFM movies of dissolving calcite.
+
+The science lives in plain-Python modules (no Qt, no napari):
+
+- :mod:`napari_calcite_afm.io` reads AFM stacks (vendor files, TIFF, .npy) and writes TIFF;
+- :mod:`napari_calcite_afm.level` removes measurement artifacts;
+- :mod:`napari_calcite_afm.synthetic` generates calcite dissolution movies with ground truth;
+- :mod:`napari_calcite_afm.model`, :mod:`~napari_calcite_afm.train` and
+  :mod:`~napari_calcite_afm.predict` hold the dilated CNN;
+- :mod:`napari_calcite_afm.stats` fits the multimodal Gaussian model;
+- :mod:`napari_calcite_afm.pipeline` runs the one-click segment-and-fit.
+
+The napari layer (``_reader``, ``_writer``, ``_sample_data``, ``_widgets``) is a thin
+shell over these.
+"""
+
+try:
+    from ._version import version as __version__
+except ImportError:  # pragma: no cover - source tree without a build
+    try:
+        from importlib.metadata import version as _v
+
+        __version__ = _v("napari-calcite-afm")
+    except Exception:
+        __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]
