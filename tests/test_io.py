@@ -548,7 +548,7 @@ def test_write_tiff_is_atomic(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("data", "px", "match"),
     [
-        (np.zeros((2, 2, 2, 2)), 1.0, "shape"),
+        (np.zeros((2, 2, 2, 2, 2)), 1.0, "shape"),
         (np.zeros((0, 4)), 1.0, "empty"),
         (np.array([["a"]]), 1.0, "numeric"),
         (np.zeros((3, 3)), 0.0, "positive"),
@@ -856,3 +856,13 @@ def test_afmstack_properties():
     assert s.frame_interval_s is None and s.channel == "height" and s.format == "unknown"
     s.frame_times_s = np.array([0.0, 2.0, 4.0, 7.0])
     assert s.frame_interval_s == 2.0
+
+
+def test_write_tiff_four_dimensional_probabilities(tmp_path):
+    import tifffile
+
+    probs = np.random.default_rng(0).random((3, 2, 8, 9)).astype(np.float32)
+    out = write_tiff(tmp_path / "p.tif", probs, 4.0, compression="zlib")
+    with tifffile.TiffFile(out) as tif:
+        np.testing.assert_array_equal(tif.asarray(), probs)
+        assert tif.series[0].axes == "TCYX"

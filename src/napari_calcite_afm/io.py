@@ -1628,6 +1628,7 @@ def write_tiff(
     frame_interval_s: float | None = None,
     unit: str = "nm",
     metadata: dict | None = None,
+    compression: str | None = None,
 ) -> Path:
     """Write a height or label stack as an ImageJ hyperstack TIFF.
 
@@ -1642,9 +1643,10 @@ def write_tiff(
     path : str or os.PathLike
         Output file (``.tif`` or ``.tiff``).
     data : numpy.ndarray
-        ``(rows, cols)`` or ``(frames, rows, cols)``. Integer and boolean arrays whose
-        values lie in 0..255 (label stacks) are written as ``uint8``; everything else as
-        ``float32`` (heights, NaN kept).
+        ``(rows, cols)``, ``(frames, rows, cols)`` or, for per-class images such as
+        probabilities, ``(frames, channels, rows, cols)`` (ImageJ axes ``TCYX``).
+        Integer and boolean arrays whose values lie in 0..255 (label stacks) are written
+        as ``uint8``; everything else as ``float32`` (heights, NaN kept).
     pixel_size_nm : float
         Pixel size in nm per pixel (> 0).
     frame_interval_s : float, optional
@@ -1655,6 +1657,9 @@ def write_tiff(
     metadata : dict, optional
         Extra JSON-serialisable metadata, stored as JSON in the ImageJ ``Info`` property
         under ``"napari_calcite_afm"``; read back into ``AFMStack.metadata["saved"]``.
+    compression : str, optional
+        TIFF compression understood by tifffile (e.g. ``"zlib"``); None writes
+        uncompressed data, which every reader opens fastest.
 
     Returns
     -------
@@ -1664,7 +1669,7 @@ def write_tiff(
     Raises
     ------
     CalciteAFMError
-        Bad data (not 2-D/3-D, empty, non-numeric) or bad pixel size / frame interval.
+        Bad data (not 2-D/3-D/4-D, empty, non-numeric) or bad pixel size / frame interval.
     AFMFileError
         The file cannot be written.
 
@@ -1685,9 +1690,10 @@ def write_tiff(
     arr = np.asarray(data)
     if arr.dtype.kind not in "biuf":
         raise CalciteAFMError(f"{out}: cannot write {arr.dtype} data as TIFF (numeric data needed)")
-    if arr.ndim not in (2, 3):
+    if arr.ndim not in (2, 3, 4):
         raise CalciteAFMError(
-            f"{out}: data must be (rows, cols) or (frames, rows, cols), got shape {arr.shape}"
+            f"{out}: data must be (rows, cols), (frames, rows, cols) or "
+            f"(frames, channels, rows, cols), got shape {arr.shape}"
         )
     if arr.size == 0:
         raise CalciteAFMError(f"{out}: data are empty (shape {arr.shape})")
@@ -1711,7 +1717,7 @@ def write_tiff(
         arr = arr.astype(np.float32)
     if arr.ndim == 2:
         arr = arr[np.newaxis]
-    ij: dict[str, Any] = {"axes": "TYX", "unit": "nm"}
+    ij: dict[str, Any] = {"axes": "TCYX" if arr.ndim == 4 else "TYX", "unit": "nm"}
     if arr.dtype == np.float32 and unit:
         ij["vunit"] = str(unit)
     if frame_interval_s is not None:
@@ -1738,6 +1744,7 @@ def write_tiff(
             imagej=True,
             resolution=(1.0 / px, 1.0 / px),
             metadata=ij,
+            compression=compression,
         )
         os.replace(tmp, out)
     except OSError as exc:
