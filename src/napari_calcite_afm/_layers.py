@@ -45,6 +45,10 @@ def _units(ndim: int) -> tuple[str, ...]:
     return ("pixel",) * (ndim - 2) + ("nm", "nm")
 
 
+def _axis_labels(ndim: int) -> tuple[str, ...]:
+    return ("frame",) * (ndim - 2) + ("y", "x")
+
+
 def image_layer_kwargs(
     heights: np.ndarray,
     pixel_size_nm: float,
@@ -73,6 +77,7 @@ def image_layer_kwargs(
         "contrast_limits": robust_contrast_limits(heights),
         "metadata": meta,
         "units": _units(heights.ndim),
+        "axis_labels": _axis_labels(heights.ndim),
     }
 
 
@@ -89,5 +94,6 @@ def labels_layer_kwargs(
         "colormap": label_colormap(),
         "opacity": 0.5,
         "units": _units(labels.ndim),
+        "axis_labels": _axis_labels(labels.ndim),
         "metadata": meta,
     }

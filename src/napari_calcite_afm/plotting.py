@@ -1,0 +1,259 @@
+"""Matplotlib figures of the multimodal Gaussian model, shared by the CLI, the pipeline
+and the napari Statistics widget (so every place draws the same numbers).
+
+Each ``plot_*`` function draws on a given Axes (or Figure) and returns its artists; the
+``*_figure`` functions build a standalone :class:`matplotlib.figure.Figure` without
+pyplot, so they are safe in worker threads and under any backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .stats import FrameFit, height_pdf, increment_pdf, mixture_pdf
+
+__all__ = [
+    "REGION_COLORS",
+    "TIME_PARAMETERS",
+    "plot_height_fit",
+    "plot_increment_fit",
+    "plot_parameters_vs_time",
+    "frame_figure",
+    "parameters_figure",
+]
+
+#: Colours of the modes (the label colours of the napari layers).
+REGION_COLORS = {"A": "#ff8c00", "B": "#1f78d8", "M": "#d4b800"}
+
+#: (column, axis label) of the parameters drawn against time.
+TIME_PARAMETERS: list[tuple[str, str]] = [
+    ("c", "c (area fraction of A)"),
+    ("mu_A", "mu_A (nm)"),
+    ("mu_B", "mu_B (nm)"),
+    ("sigma_A", "sigma_A (nm)"),
+    ("sigma_B", "sigma_B (nm)"),
+    ("rho_A", "rho_A(s)"),
+    ("rho_B", "rho_B(s)"),
+    ("ks_height", "KS distance, heights"),
+    ("ks_increment", "KS distance, increments"),
+    ("pit_count", "multilayer pits"),
+    ("mean_pit_area_nm2", "mean pit area (nm²)"),
+    ("retreat_nm_per_min", "retreat (nm/min)"),
+]
+
+
+def _model_x(edges: np.ndarray, n: int = 400) -> np.ndarray:
+    return np.linspace(float(edges[0]), float(edges[-1]), n)
+
+
+def plot_height_fit(ax, fit: FrameFit, *, show_em: bool = True) -> dict[str, Any]:
+    """Histogram of Z' with the fitted mixture f and its components.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    fit : FrameFit
+        A fit from :func:`napari_calcite_afm.stats.fit_frame` with ``histograms=True``.
+    show_em : bool
+        Also draw the EM mixture fitted to Z' alone (dashed), for comparison.
+
+    Returns
+    -------
+    dict
+        ``"hist"`` (a StepPatch: ``get_data()`` gives the densities and edges),
+        ``"model"`` (the mixture line), ``"components"`` (one line per mode) and
+        ``"em"`` (line or None). Line x values are Z' in nm, y values densities in 1/nm.
+    """
+    out: dict[str, Any] = {"hist": None, "model": None, "components": [], "em": None}
+    hist = fit.height_hist
+    if hist is None or hist.n == 0:
+        ax.text(0.5, 0.5, "no valid pixels", ha="center", va="center", transform=ax.transAxes)
+        return out
+    out["hist"] = ax.stairs(hist.density, hist.edges, fill=True, color="0.75", label="sample Z'")
+    x = _model_x(hist.edges)
+    weights, means, sigmas = fit.height_components()
+    for r, w, m, s in zip(fit.regions, weights, means, sigmas):
+        if not (np.isfinite(m) and np.isfinite(s)) or w <= 0 or s <= 0:
+            continue
+        (line,) = ax.plot(
+            x,
+            mixture_pdf(x, [w], [m], [s]),
+            color=REGION_COLORS[r.name],
+            lw=1.2,
+            label=f"{r.name}: {w:.2f}·N({m:.2f}, {s:.2f})",
+        )
+        out["components"].append(line)
+    (out["model"],) = ax.plot(
+        x, height_pdf(x, fit), color="k", lw=1.8, label=f"f (segmentation), KS {fit.ks_height:.3f}"
+    )
+    if show_em and fit.em is not None and np.all(np.isfinite(fit.em.means)):
+        (out["em"],) = ax.plot(
+            x,
+            fit.em.pdf(x),
+            color="crimson",
+            lw=1.2,
+            ls="--",
+            label=f"EM on Z' alone, KS {fit.em.ks_height:.3f}",
+        )
+    ax.set_xlabel("Z' = Z - <Z> (nm)")
+    ax.set_ylabel("density (1/nm)")
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    return out
+
+
+def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict[str, Any]:
+    """Histogram of dZ(s) = Z(x+s) - Z(x) with the increment density g(d; s).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    fit : FrameFit
+        A fit with ``histograms=True`` that includes ``lag``.
+    lag : int
+        The lag s in pixels.
+    log : bool
+        Logarithmic density axis, which shows the secondary (cross-region) peaks.
+
+    Returns
+    -------
+    dict
+        ``"hist"`` (a StepPatch), ``"model"`` (the g line; x in nm, y in 1/nm) and
+        ``"within"`` (the summed within-region part of g).
+    """
+    ls = fit.lag(lag)
+    out: dict[str, Any] = {"hist": None, "model": None, "within": None}
+    hist = ls.hist
+    if hist is None or hist.n == 0:
+        ax.text(0.5, 0.5, "no valid pairs", ha="center", va="center", transform=ax.transAxes)
+        return out
+    out["hist"] = ax.stairs(hist.density, hist.edges, fill=True, color="0.75", label="sample dZ(s)")
+    x = _model_x(hist.edges, 600)
+    (out["model"],) = ax.plot(
+        x,
+        increment_pdf(x, fit, lag),
+        color="k",
+        lw=1.6,
+        label=f"g(d; s), KS {ls.ks_increment:.3f}",
+    )
+    k = len(fit.regions)
+    diag = np.arange(k) * (k + 1)
+    if np.all(np.isfinite(ls.sigmas[diag])) and np.all(ls.sigmas[diag] > 0):
+        (out["within"],) = ax.plot(
+            x,
+            mixture_pdf(x, ls.weights[diag], ls.means[diag], ls.sigmas[diag]),
+            color="0.35",
+            lw=1.0,
+            ls=":",
+            label="within-region pairs",
+        )
+    if log:
+        positive = hist.density[hist.density > 0]
+        ax.set_yscale("log")
+        if positive.size:
+            ax.set_ylim(max(positive.min() * 0.5, 1e-6), positive.max() * 3)
+    ax.set_xlabel(f"dZ(s), s = {ls.lag_px} px = {ls.lag_nm:.3g} nm ({ls.axis})")
+    ax.set_ylabel("density (1/nm)")
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    return out
+
+
+def frame_figure(
+    fit: FrameFit, *, frame: int = 0, time_s: float = math.nan, lags: Sequence[int] | None = None
+) -> Figure:
+    """One frame's figure: Z' with f, and dZ(s) with g for each lag.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A standalone figure (no pyplot state), ready for ``savefig``.
+    """
+    lags = [ls.lag_px for ls in fit.lags] if lags is None else list(lags)
+    n = 1 + len(lags)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    plot_height_fit(axes[0], fit)
+    axes[0].set_title("heights")
+    for ax, lag in zip(axes[1:], lags):
+        plot_increment_fit(ax, fit, lag)
+        ax.set_title(f"increments, lag {lag} px")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    when = f", t = {time_s / 60:.0f} min" if np.isfinite(time_s) else ""
+    fig.suptitle(f"frame {frame}{when}: c = {fit.c:.3f}")
+    return fig
+
+
+def _column(rows: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([float(r.get(key, np.nan)) for r in rows], dtype=float)
+
+
+def plot_parameters_vs_time(
+    fig: Figure,
+    rows: Sequence[dict],
+    *,
+    lag: int | None = None,
+    parameters: Sequence[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Each parameter against time, one small panel each.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        An empty figure to draw on.
+    rows : sequence of dict
+        The results table (one row per frame and lag, as :mod:`napari_calcite_afm.pipeline`
+        writes it); rows of other lags are skipped.
+    lag : int, optional
+        The lag whose rho and increment KS are drawn (default: the smallest in ``rows``).
+    parameters : sequence of (column, label), optional
+        Which columns to draw (default :data:`TIME_PARAMETERS`, those present).
+
+    Returns
+    -------
+    dict
+        ``{column: Line2D}``; x values are minutes (time_s / 60, or frame index when the
+        times are unknown).
+    """
+    lines: dict[str, Any] = {}
+    if not rows:
+        return lines
+    lag_values = sorted({int(r["lag_px"]) for r in rows if np.isfinite(r.get("lag_px", np.nan))})
+    if lag is None and lag_values:
+        lag = lag_values[0]
+    sel = [r for r in rows if lag is None or r.get("lag_px") == lag]
+    params = [p for p in (parameters or TIME_PARAMETERS) if p[0] in sel[0]]
+    t = _column(sel, "time_s") / 60.0
+    xlabel = "time (min)"
+    if not np.all(np.isfinite(t)):
+        t = _column(sel, "frame")
+        xlabel = "frame"
+    ncols = 3
+    nrows = max(1, math.ceil(len(params) / ncols))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True).ravel()
+    for ax, (key, label) in zip(axes, params):
+        (lines[key],) = ax.plot(t, _column(sel, key), "o-", ms=3, lw=1)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(params) :]:
+        ax.set_visible(False)
+    for ax in axes[-ncols:]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if lag is not None:
+        fig.suptitle(f"parameters against time (rho and increment KS at lag {lag} px)")
+    return lines
+
+
+def parameters_figure(rows: Sequence[dict], *, lag: int | None = None) -> Figure:
+    """Standalone figure of :func:`plot_parameters_vs_time`."""
+    fig = Figure(figsize=(11, 8.5), layout="constrained")
+    plot_parameters_vs_time(fig, rows, lag=lag)
+    return fig

@@ -1,0 +1,91 @@
+"""The ``calcite-afm`` command line: contract (arguments, outputs, exit status)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_calcite_afm.cli import main
+from napari_calcite_afm.io import read_labels, read_stack, write_tiff
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "afm-real"
+
+
+@pytest.fixture
+def small_stack(tmp_path) -> Path:
+    from napari_calcite_afm.synthetic import make_series
+
+    s = make_series(3, 64, seed=101)
+    path = tmp_path / "small.tif"
+    write_tiff(path, s.raw, s.pixel_size_nm, frame_interval_s=s.frame_interval_s)
+    return path
+
+
+def test_info_prints_json(small_stack, capsys):
+    assert main(["info", str(small_stack)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == [3, 64, 64]
+    assert info["pixel_size_nm"] == pytest.approx(11.7, rel=1e-4)
+    for key in ("channel", "format", "frame_times_s"):
+        assert key in info
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared real AFM data not present")
+def test_info_on_a_vendor_file(capsys):
+    assert main(["info", str(REAL / "afmreader_sample_0.h5-jpk")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == [4, 128, 128]
+    assert info["pixel_size_nm"] == pytest.approx(1.171875)
+    assert info["frame_times_s"] == pytest.approx([0, 3.2, 6.4, 9.6], abs=1e-6)
+
+
+def test_level_writes_float32_nm(small_stack, tmp_path, capsys):
+    out = tmp_path / "clean.tif"
+    assert main(["level", str(small_stack), "--out", str(out), "--register", "--quiet"]) == 0
+    cleaned = read_stack(out)
+    assert cleaned.heights.shape == (3, 64, 64)
+    assert cleaned.heights.dtype == np.float32
+    assert cleaned.pixel_size_nm == pytest.approx(11.7, rel=1e-4)
+    raw = read_stack(small_stack).heights
+    # levelling removes tilt and bow: the cleaned spread is far below the raw one
+    assert np.nanstd(cleaned.heights[0]) < 0.5 * np.nanstd(raw[0])
+
+
+def test_synth_writes_image_and_labels(tmp_path):
+    assert (
+        main(["synth", "--out", str(tmp_path), "--frames", "2", "--size", "48", "--seed", "5"]) == 0
+    )
+    image = tifffile.imread(tmp_path / "image.tif")
+    labels = read_labels(tmp_path / "labels.tif")
+    assert image.shape == labels.shape == (2, 48, 48)
+    assert set(np.unique(labels)) <= {1, 2, 3}
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path):
+    bad = tmp_path / "broken.spm"
+    bad.write_bytes(b"\x00not an afm file")
+    for argv in (
+        ["info", str(bad)],
+        ["info", str(tmp_path / "missing.tif")],
+        ["level", str(tmp_path / "x.unknown"), "--out", str(tmp_path / "o.tif")],
+        ["synth"],  # --out missing
+        ["level"],
+        ["no-such-command"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "napari_calcite_afm.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, (argv, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert lines[0].startswith("calcite-afm")
