@@ -1,0 +1,123 @@
+"""A model chooser shared by the Segment and one-click widgets.
+
+Offers the shipped default models, the model trained in this session (see
+:mod:`._state`) and a model file; :meth:`ModelChooser.load` returns the model object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _state
+
+__all__ = ["ModelChooser"]
+
+DEFAULT2 = "default2"
+DEFAULT3 = "default3"
+TRAINED = "trained"
+FILE = "file"
+
+
+class ModelChooser(QWidget):
+    """Pick the segmentation model: shipped default, the one just trained, or a file."""
+
+    def __init__(self):
+        super().__init__()
+        self.kind = QComboBox()
+        self.kind.addItem("shipped default (pit / terrace)", DEFAULT2)
+        self.kind.addItem("shipped default (3 classes, + monolayer pit)", DEFAULT3)
+        self.kind.addItem("the model just trained (Train widget)", TRAINED)
+        self.kind.addItem("a model file (.pt)…", FILE)
+        self.kind.setToolTip("which network segments the heights")
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("model file (.pt)")
+        self.browse = QPushButton("Browse…")
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path)
+        row.addWidget(self.browse)
+        self.file_row = QWidget()
+        self.file_row.setLayout(row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.kind)
+        layout.addWidget(self.file_row)
+        self.kind.currentIndexChanged.connect(self._update)
+        self.browse.clicked.connect(lambda *_: self._browse())
+        _state.subscribe(self._on_trained)
+        self._update()
+        self._on_trained(_state.get_trained())
+
+    def _update(self, *args) -> None:
+        self.file_row.setVisible(self.kind.currentData() == FILE)
+
+    def _on_trained(self, entry) -> None:
+        index = self.kind.findData(TRAINED)
+        item = self.kind.model().item(index)
+        if item is not None:
+            item.setEnabled(entry is not None)
+        if entry is not None:
+            self.kind.setCurrentIndex(index)  # what the user most likely wants next
+        elif self.kind.currentData() == TRAINED:
+            self.kind.setCurrentIndex(0)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Segmentation model", "", "Model (*.pt)")
+        if path:
+            self.set_file(path)
+
+    def set_file(self, path) -> None:
+        self.kind.setCurrentIndex(self.kind.findData(FILE))
+        self.path.setText(str(path))
+
+    def choice(self) -> str:
+        return self.kind.currentData()
+
+    def description(self) -> str:
+        kind = self.choice()
+        if kind == FILE:
+            return Path(self.path.text()).name or "model file"
+        return self.kind.currentText()
+
+    def spec(self):
+        """What to load (decided in the GUI thread): ``(kind, value)``."""
+        kind = self.choice()
+        if kind == DEFAULT2:
+            return ("default", 2)
+        if kind == DEFAULT3:
+            return ("default", 3)
+        if kind == TRAINED:
+            entry = _state.get_trained()
+            if entry is None:
+                from ..io import CalciteAFMError
+
+                raise CalciteAFMError("no model has been trained in this session yet (Train)")
+            return ("object", entry.model)
+        text = self.path.text().strip()
+        if not text:
+            from ..io import CalciteAFMError
+
+            raise CalciteAFMError("choose a model file (.pt) first")
+        return ("file", Path(text))
+
+
+def load_spec(spec):
+    """Load the model named by :meth:`ModelChooser.spec` (call it in the worker)."""
+    kind, value = spec
+    if kind == "object":
+        return value
+    from ..model import load_default_model, load_model
+
+    if kind == "default":
+        return load_default_model(value)
+    return load_model(value)

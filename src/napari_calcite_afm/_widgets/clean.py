@@ -1,0 +1,292 @@
+"""Clean: remove tilt, bow, scan-line offsets and scars (and drift) from AFM heights.
+
+A thin layer over :mod:`napari_calcite_afm.level`: the options are the fields of
+:class:`~napari_calcite_afm.level.LevelSettings`; the preview levels the frame under
+the time slider, "Apply" levels every frame (and optionally registers them) in a
+background thread into a new layer.
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGroupBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._common import (
+    LayerChooser,
+    TaskRunner,
+    add_or_update_layer,
+    current_frame,
+    form_layout,
+    guarded,
+    layer_stack,
+    pixel_size_of,
+    progress_bar,
+    run_row,
+    status_label,
+)
+
+__all__ = ["CleanWidget"]
+
+#: Scan-line alignment methods offered (value, description).
+ROW_METHODS = [
+    ("median_diff", "median of differences (Gwyddion default)"),
+    ("median", "median of each row"),
+    ("polynomial", "polynomial fit of each row"),
+    ("none", "no row alignment"),
+]
+
+
+class CleanWidget(QWidget):
+    """Levelling and drift correction of an AFM height stack."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.result_layer = None
+
+        self.image = LayerChooser(viewer, "image")
+        self.image.setToolTip("the raw AFM heights (nm) to clean")
+
+        self.background_order = QSpinBox()
+        self.background_order.setRange(0, 5)
+        self.background_order.setToolTip(
+            "order of the polynomial surface removed from each frame: 1 = tilt (plane), "
+            "2 = tilt + bow, 0 = offset only"
+        )
+        self.row_method = QComboBox()
+        for value, text in ROW_METHODS:
+            self.row_method.addItem(text, value)
+        self.row_method.setToolTip(
+            "how each scan line's own offset is removed ('align rows' in Gwyddion)"
+        )
+        self.row_order = QSpinBox()
+        self.row_order.setRange(0, 5)
+        self.row_order.setToolTip("polynomial order per row (the 'polynomial' alignment only)")
+        self.scars = QCheckBox("repair scars")
+        self.scars.setToolTip(
+            "find short streaks along a scan line and fill them from the rows above and below"
+        )
+        self.robust_iterations = QSpinBox()
+        self.robust_iterations.setRange(0, 20)
+        self.robust_iterations.setToolTip(
+            "passes that exclude pits and other features from the background fit (0 = none)"
+        )
+        self.outlier_sigma = QDoubleSpinBox()
+        self.outlier_sigma.setRange(0.5, 10.0)
+        self.outlier_sigma.setSingleStep(0.5)
+        self.outlier_sigma.setSuffix(" σ")
+        self.outlier_sigma.setToolTip(
+            "pixels farther than this from the background (in standard deviations) are "
+            "treated as features and left out of the fit"
+        )
+        self.zero_mean = QCheckBox("zero mean height")
+        self.zero_mean.setToolTip("shift each frame so its mean height is 0 nm")
+        self.register = QCheckBox("correct drift between frames (registration)")
+        self.register.setToolTip(
+            "align the frames by cross-correlation; pixels outside the overlap become NaN"
+        )
+        self.register.setChecked(True)
+        self.preview = QCheckBox("preview the current frame (follows the time slider)")
+        self.preview.setToolTip(
+            "level the frame under the time slider into a '… preview' layer, live"
+        )
+
+        self.apply_button = QPushButton("Apply to all frames")
+        self.stop_button = QPushButton("Stop")
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        box = QGroupBox("Levelling (per frame)")
+        form = form_layout()
+        form.addRow("background order", self.background_order)
+        form.addRow("scan-line alignment", self.row_method)
+        form.addRow("row polynomial order", self.row_order)
+        form.addRow("feature passes", self.robust_iterations)
+        form.addRow("feature threshold", self.outlier_sigma)
+        form.addRow(self.scars)
+        form.addRow(self.zero_mean)
+        box.setLayout(form)
+
+        top = form_layout()
+        top.addRow("image (raw heights, nm)", self.image)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(box)
+        layout.addWidget(self.register)
+        layout.addWidget(self.preview)
+        layout.addLayout(run_row(self.apply_button, self.stop_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.set_settings(self._default_settings())
+        self.runner = TaskRunner(
+            self, [self.apply_button], self.progress, self.stop_button, self.status
+        )
+        self.preview_runner = TaskRunner(self)
+        self.preview_runner.finished.connect(self._preview_finished)
+        self._preview_pending = False
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(150)
+        self._preview_timer.timeout.connect(self.update_preview)
+
+        self.apply_button.clicked.connect(lambda *_: self.apply())
+        self.preview.toggled.connect(self._schedule_preview)
+        for widget in (self.background_order, self.row_order, self.robust_iterations):
+            widget.valueChanged.connect(self._schedule_preview)
+        self.outlier_sigma.valueChanged.connect(self._schedule_preview)
+        self.row_method.currentIndexChanged.connect(self._schedule_preview)
+        self.scars.toggled.connect(self._schedule_preview)
+        self.zero_mean.toggled.connect(self._schedule_preview)
+        self.image.currentIndexChanged.connect(self._schedule_preview)
+        viewer.dims.events.current_step.connect(self._schedule_preview)
+
+    # ----------------------------------------------------------------- settings
+
+    @staticmethod
+    def _default_settings():
+        from ..level import LevelSettings
+
+        return LevelSettings()
+
+    def settings(self):
+        """The :class:`~napari_calcite_afm.level.LevelSettings` chosen in the widget."""
+        from ..level import LevelSettings
+
+        return LevelSettings(
+            background_order=self.background_order.value(),
+            row_method=self.row_method.currentData(),
+            row_order=self.row_order.value(),
+            scars=self.scars.isChecked(),
+            robust_iterations=self.robust_iterations.value(),
+            outlier_sigma=self.outlier_sigma.value(),
+            zero_mean=self.zero_mean.isChecked(),
+        )
+
+    def set_settings(self, settings) -> None:
+        self.background_order.setValue(int(settings.background_order))
+        index = self.row_method.findData(settings.row_method)
+        if index < 0:
+            self.row_method.addItem(str(settings.row_method), settings.row_method)
+            index = self.row_method.count() - 1
+        self.row_method.setCurrentIndex(index)
+        self.row_order.setValue(int(settings.row_order))
+        self.scars.setChecked(bool(settings.scars))
+        self.robust_iterations.setValue(int(settings.robust_iterations))
+        self.outlier_sigma.setValue(float(settings.outlier_sigma))
+        self.zero_mean.setChecked(bool(settings.zero_mean))
+
+    # ----------------------------------------------------------------- preview
+
+    def _schedule_preview(self, *args) -> None:
+        try:
+            if self.preview.isChecked():
+                self._preview_timer.start()
+        except RuntimeError:  # widget deleted, viewer still emitting
+            pass
+
+    @guarded
+    def update_preview(self):
+        """Level the current frame of the chosen image into the '<image> preview' layer."""
+        layer = self.image.layer()
+        if layer is None or not self.preview.isChecked():
+            return None
+        if self.preview_runner.busy:
+            self._preview_pending = True
+            return None
+        from ..level import level_frame
+
+        index = current_frame(self.viewer, layer)
+        frame = layer_stack(layer)[index]
+        settings = self.settings()
+        px = pixel_size_of(layer)
+        name = f"{layer.name} preview"
+
+        def work(progress, stop):
+            return level_frame(frame, settings)
+
+        def show(levelled):
+            from .._layers import image_layer_kwargs
+
+            kwargs = image_layer_kwargs(
+                levelled, px, name, {"frame": index, "levelling": settings.to_dict()}
+            )
+            kwargs["translate"] = tuple(layer.translate)[-2:]
+            add_or_update_layer(self.viewer, levelled, kwargs, "image")
+            self.status.setText(f"preview of frame {index} in layer {name!r}")
+
+        return self.preview_runner.start(work, on_done=show)
+
+    def _preview_finished(self) -> None:
+        if self._preview_pending:
+            self._preview_pending = False
+            self._schedule_preview()
+
+    # ----------------------------------------------------------------- apply
+
+    @guarded
+    def apply(self):
+        """Level (and register) every frame in a background thread into '<image> cleaned'."""
+        layer = self.image.layer()
+        if layer is None:
+            self.status.setText("choose an image layer first")
+            return None
+        from ..level import level_stack, register_stack
+
+        stack = layer_stack(layer)
+        settings = self.settings()
+        register = self.register.isChecked() and stack.shape[0] > 1
+        px = pixel_size_of(layer)
+        meta_in = dict(layer.metadata or {})
+        name = f"{layer.name} cleaned"
+        translate = tuple(layer.translate)
+
+        def work(progress, stop):
+            cleaned = level_stack(stack, settings, progress=progress, stop=stop)
+            info = {"levelling": settings.to_dict()}
+            if register and not stop.is_set():
+                progress({"stage": "registering frames"})
+                reg = register_stack(cleaned)
+                cleaned = reg.aligned
+                info["drift_shifts_px"] = np.asarray(reg.shifts).round(3).tolist()
+            return np.asarray(cleaned, dtype=np.float32), info
+
+        def show(result):
+            from .._layers import image_layer_kwargs
+
+            cleaned, info = result
+            if layer.ndim == 2:
+                cleaned = cleaned[0]
+            meta = {k: meta_in[k] for k in ("source", "format", "frame_times_s") if k in meta_in}
+            meta.update(info, cleaned_from=layer.name)
+            kwargs = image_layer_kwargs(cleaned, px, name, meta)
+            kwargs["translate"] = translate
+            self.result_layer = add_or_update_layer(self.viewer, cleaned, kwargs, "image")
+            if f"{layer.name} preview" in self.viewer.layers:
+                self.viewer.layers[f"{layer.name} preview"].visible = False
+            text = f"new layer {name!r}: {cleaned.shape[0] if cleaned.ndim == 3 else 1} frame(s)"
+            shifts = np.asarray(info.get("drift_shifts_px", []), float)
+            if shifts.size:
+                drift = float(np.max(np.hypot(shifts[:, 0], shifts[:, 1])))
+                text += f", drift corrected (largest shift {drift:.1f} px = {drift * px:.0f} nm)"
+            self.status.setText(text)
+
+        def report(info):
+            if "stage" in info:
+                self.status.setText(str(info["stage"]))
+            elif "frame" in info and "n_frames" in info:
+                self.status.setText(f"levelled {info['frame'] + 1} of {info['n_frames']} frames")
+
+        return self.runner.start(work, on_done=show, on_progress=report, message="levelling…")

@@ -1,0 +1,459 @@
+"""Labels: paint training labels with fixed class names and colours, and never lose them.
+
+- "Create labels layer" adds a uint8 Labels layer the shape of the image, with the
+  package's fixed colours (1 multilayer pit, 2 terrace, 3 monolayer pit);
+- the legend's buttons set the class the brush paints (``selected_label``);
+- "Propose from threshold" fills a starting point by Otsu's threshold on the heights
+  (below: pit, above: terrace), per frame;
+- labels are saved / loaded as TIFF through :mod:`napari_calcite_afm.io`;
+- painted labels are autosaved (debounced) to ``<image stem>.labels.autosave.tif`` next
+  to the image, or to the user cache folder; creating labels for an image that has an
+  autosave offers to restore it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..colormap import LABEL_COLORS, LABEL_NAMES
+from ._common import (
+    LayerChooser,
+    TaskRunner,
+    current_frame,
+    expected_errors,
+    form_layout,
+    guarded,
+    layer_stack,
+    notify_info,
+    pixel_size_of,
+    progress_bar,
+    run_row,
+    source_path_of,
+    status_label,
+)
+
+__all__ = ["LabelsWidget", "autosave_path_for", "cache_dir"]
+
+#: Seconds of quiet after the last brush stroke before the labels are autosaved.
+AUTOSAVE_DELAY_MS = 2000
+
+
+def cache_dir() -> Path:
+    """The user cache folder (``NAPARI_CALCITE_AFM_CACHE`` overrides it)."""
+    env = os.environ.get("NAPARI_CALCITE_AFM_CACHE")
+    if env:
+        return Path(env)
+    try:
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("napari-calcite-afm"))
+    except ImportError:  # pragma: no cover
+        return Path.home() / ".cache" / "napari-calcite-afm"
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def _inside_package(path: Path) -> bool:
+    package = Path(__file__).resolve().parents[1]
+    try:
+        path.resolve().relative_to(package)
+        return True
+    except ValueError:
+        return False
+
+
+def autosave_path_for(image_layer) -> Path:
+    """Where the labels painted on ``image_layer`` are autosaved.
+
+    ``<image stem>.labels.autosave.tif`` in the image's folder when the image came from a
+    file in a writable folder (not the package's own sample data); otherwise
+    ``<cache>/autosave/<layer name>.labels.autosave.tif``.
+    """
+    source = source_path_of(image_layer)
+    if source is not None:
+        folder = source if source.is_dir() else source.parent
+        stem = source.name if source.is_dir() else source.stem
+        if _writable(folder) and not _inside_package(folder):
+            return folder / f"{stem}.labels.autosave.tif"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
+    else:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_layer.name) or "image"
+    return cache_dir() / "autosave" / f"{safe}.labels.autosave.tif"
+
+
+def _swatch(rgba) -> QIcon:
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(QColor.fromRgbF(*rgba))
+    return QIcon(pixmap)
+
+
+def otsu_labels(frame: np.ndarray) -> np.ndarray:
+    """1 (pit) below Otsu's threshold of the finite heights, 2 (terrace) above, 0 for NaN."""
+    from skimage.filters import threshold_otsu
+
+    z = np.asarray(frame, dtype=np.float64)
+    finite = np.isfinite(z)
+    out = np.zeros(z.shape, np.uint8)
+    values = z[finite]
+    if values.size == 0 or np.ptp(values) == 0:
+        return out
+    threshold = threshold_otsu(values)
+    out[finite & (z <= threshold)] = 1
+    out[finite & (z > threshold)] = 2
+    return out
+
+
+class LabelsWidget(QWidget):
+    """Create, paint, propose, save and autosave class labels for an image layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.labels_layer = None
+        self.autosave_path: Path | None = None
+        self.last_autosave: Path | None = None
+        self._dirty = False
+
+        self.image = LayerChooser(viewer, "image")
+        self.image.setToolTip("the image the labels belong to (the cleaned heights are best)")
+        self.n_classes = QComboBox()
+        self.n_classes.addItem("2: multilayer pit, terrace", 2)
+        self.n_classes.addItem("3: + monolayer pit", 3)
+        self.create_button = QPushButton("Create labels layer")
+        self.create_button.setToolTip(
+            "add an empty Labels layer the shape of the image (offers to restore an autosave)"
+        )
+
+        legend = QGroupBox("Class to paint (fixed colours)")
+        legend_layout = QVBoxLayout(legend)
+        self.class_buttons = QButtonGroup(self)
+        for value in (1, 2, 3):
+            button = QRadioButton(f"{value}  {LABEL_NAMES[value]}")
+            button.setIcon(_swatch(LABEL_COLORS[value]))
+            self.class_buttons.addButton(button, value)
+            legend_layout.addWidget(button)
+        eraser = QRadioButton(f"0  {LABEL_NAMES[0]} (eraser)")
+        eraser.setIcon(_swatch((0.85, 0.85, 0.85, 1.0)))
+        self.class_buttons.addButton(eraser, 0)
+        legend_layout.addWidget(eraser)
+        self.class_buttons.button(1).setChecked(True)
+
+        self.scope = QComboBox()
+        self.scope.addItem("current frame", "current")
+        self.scope.addItem("all frames", "all")
+        self.propose_button = QPushButton("Propose from threshold (Otsu)")
+        self.propose_button.setToolTip(
+            "a starting point: heights below Otsu's threshold → multilayer pit, above → "
+            "terrace. Use it on cleaned (levelled) heights, then correct with the brush. "
+            "It overwrites the chosen frame(s)."
+        )
+        self.save_button = QPushButton("Save labels…")
+        self.load_button = QPushButton("Load labels…")
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        form = form_layout()
+        form.addRow("image", self.image)
+        form.addRow("classes", self.n_classes)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.create_button)
+        layout.addWidget(legend)
+        propose = form_layout()
+        propose.addRow("propose on", self.scope)
+        layout.addLayout(propose)
+        layout.addWidget(self.propose_button)
+        layout.addLayout(run_row(self.save_button, self.load_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.runner = TaskRunner(self, [self.propose_button], self.progress, status=self.status)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setSingleShot(True)
+        self.autosave_timer.setInterval(AUTOSAVE_DELAY_MS)
+        self.autosave_timer.timeout.connect(self.autosave_now)
+
+        self.create_button.clicked.connect(lambda *_: self.create_labels())
+        self.propose_button.clicked.connect(lambda *_: self.propose())
+        self.save_button.clicked.connect(lambda *_: self.save_labels())
+        self.load_button.clicked.connect(lambda *_: self.load_labels())
+        self.class_buttons.idClicked.connect(self.set_class)
+        self.n_classes.currentIndexChanged.connect(self._update_classes)
+        self._update_classes()
+
+    # ----------------------------------------------------------------- classes
+
+    def _update_classes(self, *args) -> None:
+        three = self.n_classes.currentData() == 3
+        self.class_buttons.button(3).setVisible(three)
+        if not three and self.class_buttons.checkedId() == 3:
+            self.class_buttons.button(2).setChecked(True)
+            self.set_class(2)
+
+    def set_class(self, value: int) -> None:
+        """Make the brush paint class ``value`` (0 erases)."""
+        button = self.class_buttons.button(int(value))
+        if button is not None and not button.isChecked():
+            button.setChecked(True)
+        if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
+            self.labels_layer.selected_label = int(value)
+            if int(value) == 0:
+                self.labels_layer.mode = "erase"
+            elif self.labels_layer.mode == "erase":
+                self.labels_layer.mode = "paint"
+
+    def _on_selected_label(self, event=None) -> None:
+        try:
+            value = int(self.labels_layer.selected_label)
+            button = self.class_buttons.button(value)
+            if button is not None:
+                button.setChecked(True)
+        except (RuntimeError, AttributeError):
+            pass
+
+    # ----------------------------------------------------------------- layer
+
+    @guarded
+    def create_labels(self, restore: bool | None = None):
+        """Add '<image> labels' (or reuse it); ``restore`` decides about an autosave.
+
+        ``restore=None`` asks the user when an autosave exists for this image.
+        """
+        from .._layers import labels_layer_kwargs
+
+        image = self.image.layer()
+        if image is None:
+            self.status.setText("choose an image layer first")
+            return None
+        shape = np.shape(image.data)
+        name = f"{image.name} labels"
+        path = autosave_path_for(image)
+        data = np.zeros(shape, np.uint8)
+        restored = False
+        if path.exists():
+            if restore is None:
+                restore = self._ask_restore(path)
+            if restore:
+                data = self._read_labels(path, shape)
+                restored = True
+            else:  # keep the declined autosave aside rather than overwrite it
+                aside = path.name.replace(".autosave", ".previous.autosave")
+                os.replace(path, path.with_name(aside))
+        if name in self.viewer.layers and not restored:
+            layer = self.viewer.layers[name]
+            if np.shape(layer.data) != shape:
+                self.viewer.layers.remove(name)
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if restored:
+                layer.data = data
+        else:
+            kwargs = labels_layer_kwargs(data, pixel_size_of(image), name)
+            kwargs["translate"] = tuple(image.translate)
+            kwargs["metadata"]["image"] = image.name
+            layer = self.viewer.add_labels(data, **kwargs)
+        self._attach(layer, path)
+        self.viewer.layers.selection.active = layer
+        layer.mode = "paint"
+        layer.brush_size = max(int(layer.brush_size), 10)
+        self.set_class(self.class_buttons.checkedId() if self.class_buttons.checkedId() > 0 else 1)
+        self.status.setText(
+            (f"restored autosaved labels from {path}" if restored else f"labels layer {name!r}")
+            + f"; autosave: {path}"
+        )
+        return layer
+
+    def _ask_restore(self, path: Path) -> bool:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        answer = QMessageBox.question(
+            self,
+            "Restore autosaved labels?",
+            f"Labels painted on this image were autosaved on {stamp}:\n{path}\n\nRestore them?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.Yes,
+        )
+        return answer == QMessageBox.Yes
+
+    @staticmethod
+    def _read_labels(path: Path, shape) -> np.ndarray:
+        from ..io import read_labels
+
+        labels = np.asarray(read_labels(path, shape=shape), dtype=np.uint8)
+        if len(shape) == 2 and labels.ndim == 3 and labels.shape[0] == 1:
+            labels = labels[0]
+        return labels
+
+    def _attach(self, layer, autosave_path: Path) -> None:
+        """Follow ``layer``'s edits for the autosave and its brush class for the legend."""
+        if self.labels_layer is not None and self.labels_layer is not layer:
+            self._detach()
+        self.labels_layer = layer
+        self.autosave_path = autosave_path
+        layer.metadata["autosave_path"] = str(autosave_path)
+        layer.events.paint.connect(self._on_edit)
+        layer.events.data.connect(self._on_edit)
+        layer.events.selected_label.connect(self._on_selected_label)
+
+    def _detach(self) -> None:
+        layer = self.labels_layer
+        if layer is None:
+            return
+        if self._dirty:
+            self.autosave_now()
+        for emitter, slot in (
+            (layer.events.paint, self._on_edit),
+            (layer.events.data, self._on_edit),
+            (layer.events.selected_label, self._on_selected_label),
+        ):
+            emitter.disconnect(slot)
+        self.labels_layer = None
+
+    def _on_edit(self, event=None) -> None:
+        try:
+            self._dirty = True
+            self.autosave_timer.start()  # restarts: saves once the painting pauses
+        except RuntimeError:  # widget deleted
+            pass
+
+    # ----------------------------------------------------------------- autosave
+
+    def autosave_now(self) -> Path | None:
+        """Write the labels to the autosave file now (the timer's slot)."""
+        layer = self.labels_layer
+        if layer is None or self.autosave_path is None or layer not in self.viewer.layers:
+            return None
+        from ..io import write_tiff
+
+        path = self.autosave_path
+        data = np.asarray(layer.data).astype(np.uint8)
+        try:
+            write_tiff(path, data, pixel_size_of(layer))  # atomic (temporary file + rename)
+        except (OSError, *expected_errors()) as exc:
+            fallback = cache_dir() / "autosave" / path.name
+            if path == fallback:
+                self.status.setText(f"autosave failed: {exc}")
+                return None
+            self.autosave_path = fallback
+            return self.autosave_now()
+        self._dirty = False
+        self.last_autosave = path
+        self.status.setText(f"autosaved {time.strftime('%H:%M:%S')} → {path}")
+        return path
+
+    # ----------------------------------------------------------------- propose
+
+    @guarded
+    def propose(self):
+        """Otsu threshold per frame (current or all) into the labels layer."""
+        image = self.image.layer()
+        if image is None:
+            self.status.setText("choose an image layer first")
+            return None
+        if self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+            if self.create_labels() is None:
+                return None
+        layer = self.labels_layer
+        stack = layer_stack(image)
+        frames = (
+            list(range(stack.shape[0]))
+            if self.scope.currentData() == "all"
+            else [current_frame(self.viewer, image)]
+        )
+
+        def work(progress, stop):
+            out = {}
+            for k, index in enumerate(frames):
+                if stop.is_set():
+                    break
+                out[index] = otsu_labels(stack[index])
+                progress({"frame": k, "n_frames": len(frames)})
+            return out
+
+        def show(proposed):
+            data = np.asarray(layer.data)
+            for index, frame_labels in proposed.items():
+                if data.ndim == 2:
+                    data[...] = frame_labels
+                else:
+                    data[index] = frame_labels
+            layer.data = data  # a data event: refresh + autosave
+            layer.refresh()
+            self.status.setText(
+                f"proposed labels on {len(proposed)} frame(s) by Otsu's threshold: "
+                "correct them with the brush"
+            )
+
+        return self.runner.start(work, on_done=show, message="thresholding…")
+
+    # ----------------------------------------------------------------- save / load
+
+    @guarded
+    def save_labels(self, path: str | os.PathLike | None = None):
+        """Save the labels layer as a uint8 TIFF (asks for a file when ``path`` is None)."""
+        layer = self.labels_layer
+        if layer is None or layer not in self.viewer.layers:
+            self.status.setText("create or load a labels layer first")
+            return None
+        if path is None:
+            default = str(self._default_save_path())
+            path, _ = QFileDialog.getSaveFileName(self, "Save labels", default, "TIFF (*.tif)")
+            if not path:
+                return None
+        from ..io import write_tiff
+
+        out = write_tiff(path, np.asarray(layer.data).astype(np.uint8), pixel_size_of(layer))
+        self._dirty = False
+        self.status.setText(f"saved labels to {out}")
+        return Path(str(out))
+
+    def _default_save_path(self) -> Path:
+        image = self.image.layer()
+        source = source_path_of(image) if image is not None else None
+        if source is not None and not _inside_package(source):
+            return source.with_name(f"{source.stem}.labels.tif")
+        return Path.home() / "labels.tif"
+
+    @guarded
+    def load_labels(self, path: str | os.PathLike | None = None):
+        """Load labels from a TIFF into the labels layer of the chosen image."""
+        image = self.image.layer()
+        if image is None:
+            self.status.setText("choose an image layer first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Load labels", str(self._default_save_path().parent), "TIFF (*.tif *.tiff)"
+            )
+            if not path:
+                return None
+        data = self._read_labels(Path(path), np.shape(image.data))
+        if self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+            self.create_labels(restore=False)
+        self.labels_layer.data = data
+        if int(data.max(initial=0)) >= 3 and self.n_classes.currentData() != 3:
+            self.n_classes.setCurrentIndex(self.n_classes.findData(3))
+            notify_info("the labels hold class 3 (monolayer pit): switched to 3 classes")
+        self.status.setText(f"loaded labels from {path}")
+        return self.labels_layer

@@ -1,0 +1,289 @@
+"""Segment and fit (one click): clean, segment and fit a whole movie.
+
+A thin layer over :func:`napari_calcite_afm.pipeline.run_pipeline` (the same call as
+``calcite-afm run``): from an image layer or a file, in a background thread. The cleaned
+stack and the masks come back as layers, the Statistics widget opens with the parameters
+against time, and everything can be exported to a folder
+(:func:`napari_calcite_afm.pipeline.write_outputs`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._common import (
+    LayerChooser,
+    TaskRunner,
+    add_or_update_layer,
+    class_legend,
+    form_layout,
+    guarded,
+    layer_stack,
+    notify_warning,
+    pixel_size_of,
+    progress_bar,
+    run_row,
+    status_label,
+)
+from ._models import ModelChooser, load_spec
+from .statistics import _parse_lags
+
+__all__ = ["OneClickWidget"]
+
+PLUGIN = "napari-calcite-afm"
+#: Share of the progress bar given to each pipeline stage (start, end).
+STAGES = {
+    "read": (0.0, 0.02),
+    "level": (0.02, 0.3),
+    "register": (0.3, 0.35),
+    "segment+fit": (0.35, 0.97),
+    "write": (0.97, 1.0),
+}
+
+
+def _overall(info: dict) -> dict:
+    """A pipeline report as one fraction of the whole run."""
+    lo, hi = STAGES.get(info.get("stage"), (0.0, 1.0))
+    n = max(int(info.get("n_frames") or 1), 1)
+    done = (int(info.get("frame") or 0) + 1) / n
+    return {"fraction": lo + (hi - lo) * min(done, 1.0), "stage": info.get("stage")}
+
+
+def _file_row(line: QLineEdit, button: QPushButton) -> QWidget:
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(line)
+    row.addWidget(button)
+    holder = QWidget()
+    holder.setLayout(row)
+    return holder
+
+
+class OneClickWidget(QWidget):
+    """Clean, segment and fit a whole time series, then show and export the results."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.result = None
+        self.layers: dict = {}
+        self.statistics = None
+
+        self.input_kind = QComboBox()
+        self.input_kind.addItem("an image layer (raw heights, nm)", "layer")
+        self.input_kind.addItem("an AFM file or folder", "file")
+        self.image = LayerChooser(viewer, "image")
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("AFM file, TIFF or folder of frames")
+        self.browse = QPushButton("Browse…")
+        self.file_row = _file_row(self.path, self.browse)
+        self.model = ModelChooser()
+        self.lags = QLineEdit("1, 2, 4, 8")
+        self.lags.setToolTip("lags s of the increment statistics, pixels")
+        self.register = QCheckBox("correct drift between frames")
+        self.register.setChecked(True)
+        self.run_button = QPushButton("Run: clean → segment → fit")
+        self.stop_button = QPushButton("Stop")
+        self.out_dir = QLineEdit()
+        self.out_dir.setPlaceholderText("output folder (TIFFs, table.csv, figures)")
+        self.out_browse = QPushButton("Browse…")
+        self.export_button = QPushButton("Export everything")
+        self.export_button.setEnabled(False)
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        form = form_layout()
+        form.addRow("input", self.input_kind)
+        form.addRow("image", self.image)
+        form.addRow("file", self.file_row)
+        form.addRow("model", self.model)
+        form.addRow("lags (px)", self.lags)
+        self._form = form
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.register)
+        layout.addLayout(run_row(self.run_button, self.stop_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(class_legend(3))
+        layout.addWidget(self.status)
+        out_form = form_layout()
+        out_form.addRow("export to", _file_row(self.out_dir, self.out_browse))
+        layout.addLayout(out_form)
+        layout.addWidget(self.export_button)
+        layout.addStretch(1)
+
+        self.runner = TaskRunner(
+            self,
+            [self.run_button, self.export_button],
+            self.progress,
+            self.stop_button,
+            self.status,
+        )
+        self.input_kind.currentIndexChanged.connect(self._update_input)
+        self.browse.clicked.connect(lambda *_: self._browse_input())
+        self.out_browse.clicked.connect(lambda *_: self._browse_out())
+        self.run_button.clicked.connect(lambda *_: self.run())
+        self.export_button.clicked.connect(lambda *_: self.export())
+        self._update_input()
+
+    # ----------------------------------------------------------------- inputs
+
+    def _update_input(self, *args) -> None:
+        from_file = self.input_kind.currentData() == "file"
+        self.image.setEnabled(not from_file)
+        self.file_row.setEnabled(from_file)
+
+    def _browse_input(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "AFM file")
+        if path:
+            self.set_input_file(path)
+
+    def _browse_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder")
+        if folder:
+            self.out_dir.setText(folder)
+
+    def set_input_file(self, path) -> None:
+        self.input_kind.setCurrentIndex(self.input_kind.findData("file"))
+        self.path.setText(str(path))
+
+    # ----------------------------------------------------------------- run
+
+    @guarded
+    def run(self):
+        """Run the pipeline in a background thread; results become layers and plots."""
+        from ..io import CalciteAFMError
+        from ..pipeline import PipelineConfig
+
+        config = PipelineConfig(
+            lags=_parse_lags(self.lags.text()), register=self.register.isChecked()
+        )
+        spec = self.model.spec()
+        kwargs: dict = {}
+        if self.input_kind.currentData() == "file":
+            text = self.path.text().strip()
+            if not text:
+                raise CalciteAFMError("choose an AFM file or folder first")
+            source = Path(text)
+            name = source.stem or source.name
+            translate = None
+        else:
+            layer = self.image.layer()
+            if layer is None:
+                raise CalciteAFMError("choose an image layer first")
+            source = layer_stack(layer)
+            name = layer.name
+            translate = tuple(layer.translate)
+            kwargs["pixel_size_nm"] = pixel_size_of(layer)
+            times = (layer.metadata or {}).get("frame_times_s")
+            if times is not None and len(times) > 1:
+                kwargs["frame_interval_s"] = float(np.median(np.diff(times)))
+
+        def work(progress, stop):
+            from ..pipeline import run_pipeline
+
+            progress({"stage": "read", "frame": 0, "n_frames": 1})
+            model = load_spec(spec)
+            return run_pipeline(
+                source,
+                model=model,
+                config=config,
+                progress=lambda info: progress(_overall(info)),
+                stop=stop,
+                **kwargs,
+            )
+
+        def report(info):
+            if info.get("stage"):
+                self.status.setText(f"{info['stage']}…")
+
+        def done(result):
+            self.show_result(result, name, translate)
+
+        return self.runner.start(work, on_done=done, on_progress=report, message="running…")
+
+    def show_result(self, result, name: str, translate=None) -> None:
+        """Add the cleaned stack and the masks as layers and open the Statistics plots."""
+        from .._layers import image_layer_kwargs, labels_layer_kwargs
+
+        self.result = result
+        px = result.pixel_size_nm
+        times = [float(t) for t in np.asarray(result.frame_times_s, float)]
+        meta = {"frame_times_s": times, "pipeline": result.summary.get("config")}
+        if result.shifts_px is not None:
+            meta["drift_shifts_px"] = np.asarray(result.shifts_px).round(3).tolist()
+        ikw = image_layer_kwargs(result.cleaned, px, f"{name} cleaned", meta)
+        lkw = labels_layer_kwargs(result.labels, px, f"{name} segmentation")
+        if translate is not None:
+            ikw["translate"] = lkw["translate"] = translate
+        cleaned = add_or_update_layer(self.viewer, result.cleaned, ikw, "image")
+        labels = add_or_update_layer(self.viewer, result.labels, lkw, "labels")
+        self.layers = {"cleaned": cleaned, "labels": labels}
+        self.export_button.setEnabled(True)
+        self._open_statistics(cleaned, labels, result)
+        c = [r["c"] for r in result.table if r.get("lag_px") == result.table[0].get("lag_px")]
+        c = [v for v in c if isinstance(v, float) and math.isfinite(v)]
+        text = f"{len(result.fits)} frames: layers {cleaned.name!r} and {labels.name!r}"
+        if c:
+            text += f"; pit area fraction c from {min(c):.3f} to {max(c):.3f}"
+        self.status.setText(text)
+
+    def _open_statistics(self, cleaned, labels, result) -> None:
+        """Dock (or reuse) the Statistics widget and give it this run's table."""
+        try:
+            _, widget = self.viewer.window.add_plugin_dock_widget(PLUGIN, "Statistics")
+        except Exception as exc:  # plugin not registered (e.g. a bare viewer in scripts)
+            from .statistics import StatisticsWidget
+
+            notify_warning(f"could not dock the Statistics widget through napari: {exc}")
+            widget = StatisticsWidget(self.viewer)
+            self.viewer.window.add_dock_widget(widget, name="Statistics")
+        widget = getattr(widget, "__wrapped__", widget)
+        widget.image.set_layer(cleaned)
+        widget.labels.set_layer(labels)
+        widget.n_classes.setCurrentIndex(widget.n_classes.findData(result.n_classes))
+        widget.set_series(result.table, result.fits)
+        widget.tabs.setCurrentIndex(1)
+        self.statistics = widget
+
+    # ----------------------------------------------------------------- export
+
+    @guarded
+    def export(self, folder: str | os.PathLike | None = None):
+        """Write every output of the last run into ``folder`` (or the chosen one)."""
+        from ..io import CalciteAFMError
+        from ..pipeline import write_outputs
+
+        if self.result is None:
+            raise CalciteAFMError("run the pipeline first")
+        folder = folder or self.out_dir.text().strip()
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(self, "Output folder")
+            if not folder:
+                return None
+            self.out_dir.setText(folder)
+        result = self.result
+
+        def done(files):
+            self.status.setText(f"wrote {', '.join(sorted(files))} to {folder}")
+
+        return self.runner.start(
+            lambda progress, stop: write_outputs(result, folder),
+            on_done=done,
+            message=f"writing to {folder}…",
+        )

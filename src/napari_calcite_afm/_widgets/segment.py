@@ -1,0 +1,210 @@
+"""Segment: label multilayer pits and terraces with a trained network.
+
+A thin layer over :func:`napari_calcite_afm.predict.predict_stack`: choose the image and
+the model (shipped default, the one just trained, or a file), segment the frame under the
+time slider or the whole stack in a background thread, and get a Labels layer with the
+package's fixed colours overlaid on the image (plus, optionally, an uncertainty image).
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..colormap import LABEL_NAMES
+from ._common import (
+    LayerChooser,
+    TaskRunner,
+    class_legend,
+    current_frame,
+    form_layout,
+    guarded,
+    layer_stack,
+    pixel_size_of,
+    progress_bar,
+    run_row,
+    status_label,
+)
+from ._models import ModelChooser, load_spec
+
+__all__ = ["SegmentWidget", "show_segmentation"]
+
+
+def _already_levelled(layer_meta: dict, model) -> bool:
+    """True when the layer was cleaned with exactly the model's levelling settings."""
+    levelling = (layer_meta or {}).get("levelling")
+    try:
+        return bool(levelling) and levelling == model.level_settings.to_dict()
+    except AttributeError:
+        return False
+
+
+def show_segmentation(viewer, image, labels, frames, *, uncertainty_map=None, name=None):
+    """Put ``labels`` (for ``frames`` of ``image``) in the '<image> segmentation' layer.
+
+    The layer has the image's shape; frames not segmented stay 0. Returns the layer.
+    """
+    from .._layers import image_layer_kwargs, labels_layer_kwargs
+
+    shape = np.shape(image.data)
+    name = name or f"{image.name} segmentation"
+    px = pixel_size_of(image)
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if layer is None or np.shape(layer.data) != shape:
+        if layer is not None:
+            viewer.layers.remove(layer)
+        data = np.zeros(shape, np.uint8)
+        kwargs = labels_layer_kwargs(data, px, name)
+        kwargs["translate"] = tuple(image.translate)
+        kwargs["metadata"]["image"] = image.name
+        layer = viewer.add_labels(data, **kwargs)
+    data = np.asarray(layer.data)
+    for k, index in enumerate(frames):
+        if data.ndim == 2:
+            data[...] = labels[k]
+        else:
+            data[index] = labels[k]
+    layer.data = data
+    layer.refresh()
+    if uncertainty_map is not None:
+        uname = f"{image.name} uncertainty"
+        if uname in viewer.layers and np.shape(viewer.layers[uname].data) == shape:
+            udata = np.asarray(viewer.layers[uname].data)
+        else:
+            if uname in viewer.layers:
+                viewer.layers.remove(uname)
+            udata = np.full(shape, np.nan, np.float32)
+        for k, index in enumerate(frames):
+            if udata.ndim == 2:
+                udata[...] = uncertainty_map[k]
+            else:
+                udata[index] = uncertainty_map[k]
+        if uname in viewer.layers:
+            viewer.layers[uname].data = udata
+            viewer.layers[uname].refresh()
+        else:
+            kwargs = image_layer_kwargs(udata, px, uname, {"uncertainty": "entropy"})
+            kwargs.update(colormap="magma", contrast_limits=(0.0, 1.0), visible=True)
+            kwargs["translate"] = tuple(image.translate)
+            viewer.add_image(udata, **kwargs)
+        # keep the masks on top of the uncertainty
+        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    return layer
+
+
+class SegmentWidget(QWidget):
+    """Segment the current frame or the whole stack with the chosen model."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.result_layer = None
+
+        self.image = LayerChooser(viewer, "image")
+        self.image.setToolTip("heights in nm (raw or cleaned: the model levels raw frames itself)")
+        self.model = ModelChooser()
+        self.scope = QComboBox()
+        self.scope.addItem("all frames", "all")
+        self.scope.addItem("current frame (time slider)", "current")
+        self.show_uncertainty = QCheckBox("also show uncertainty (0 certain … 1 undecided)")
+        self.show_uncertainty.setToolTip(
+            "normalised entropy of the class probabilities: bright where the network hesitates"
+        )
+        self.segment_button = QPushButton("Segment")
+        self.stop_button = QPushButton("Stop")
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        form = form_layout()
+        form.addRow("image (nm)", self.image)
+        form.addRow("model", self.model)
+        form.addRow("segment", self.scope)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(class_legend(3))
+        layout.addWidget(self.show_uncertainty)
+        layout.addLayout(run_row(self.segment_button, self.stop_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.runner = TaskRunner(
+            self, [self.segment_button], self.progress, self.stop_button, self.status
+        )
+        self.segment_button.clicked.connect(lambda *_: self.segment())
+
+    @guarded
+    def segment(self, scope: str | None = None):
+        """Segment in a background thread (``scope``: ``"all"`` or ``"current"``)."""
+        image = self.image.layer()
+        if image is None:
+            self.status.setText("choose an image layer first")
+            return None
+        scope = scope or self.scope.currentData()
+        stack = layer_stack(image)
+        frames = (
+            list(range(stack.shape[0])) if scope == "all" else [current_frame(self.viewer, image)]
+        )
+        spec = self.model.spec()
+        meta = dict(image.metadata or {})
+        want_uncertainty = self.show_uncertainty.isChecked()
+        description = self.model.description()
+
+        def work(progress, stop):
+            from ..predict import predict_stack, uncertainty
+
+            progress({"stage": "loading the model"})
+            model = load_spec(spec)
+            levelled = _already_levelled(meta, model)
+
+            def report(info):
+                # predict_stack counts frames done; the bar wants the index just done
+                info = dict(info)
+                if "frame" in info:
+                    info["frame"] = int(info["frame"]) - 1
+                progress(info)
+
+            labels, probs = predict_stack(
+                model,
+                stack[frames],
+                levelled=levelled,
+                return_probabilities=want_uncertainty,
+                progress=report,
+                stop=stop,
+            )
+            unc = uncertainty(probs) if want_uncertainty and probs is not None else None
+            return model, labels, unc
+
+        def show(result):
+            model, labels, unc = result
+            self.result_layer = show_segmentation(
+                self.viewer, image, labels, frames, uncertainty_map=unc
+            )
+            counts = np.bincount(labels.ravel(), minlength=model.n_classes + 1)
+            total = max(int(counts[1:].sum()), 1)
+            shares = ", ".join(
+                f"{LABEL_NAMES[k]} {100 * counts[k] / total:.0f} %"
+                for k in range(1, model.n_classes + 1)
+            )
+            where = f"all {len(frames)} frames" if scope == "all" else f"frame {frames[0]}"
+            stopped = ""
+            if self.runner.stop_event.is_set():
+                stopped = " (stopped: later frames not segmented)"
+            self.status.setText(
+                f"segmented {where} with {description}: {shares} of the pixels{stopped}"
+            )
+
+        def report(info):
+            if info.get("stage"):
+                self.status.setText(str(info["stage"]))
+            elif "frame" in info:
+                self.status.setText(f"segmented {info['frame'] + 1} of {info['n_frames']} frames")
+
+        return self.runner.start(work, on_done=show, on_progress=report, message="segmenting…")

@@ -1,0 +1,491 @@
+"""Statistics: the multimodal Gaussian model of the heights, frame by frame and over time.
+
+A thin layer over :func:`napari_calcite_afm.stats.fit_frame`,
+:func:`napari_calcite_afm.pipeline.fit_series` and the figures of
+:mod:`napari_calcite_afm.plotting` (so the plots show exactly the library's numbers):
+
+- tab "Current frame" follows the time slider: histogram of Z' with the fitted mixture
+  f and its modes, histogram of the increments dZ(s) with g(d; s) for the chosen lag, and a
+  table of the seven parameters with the goodness of fit;
+- tab "Against time" fits every frame in a background thread and draws each parameter
+  against time;
+- the table exports to CSV, the figures to PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._common import (
+    LayerChooser,
+    MplCanvas,
+    TaskRunner,
+    current_frame,
+    form_layout,
+    guarded,
+    layer_stack,
+    pixel_size_of,
+    progress_bar,
+    run_row,
+    status_label,
+)
+
+__all__ = ["PARAMETERS", "StatisticsWidget"]
+
+#: Rows of the parameter table: (key, label, unit, meaning).
+PARAMETERS = [
+    ("c", "c", "", "area fraction of multilayer pits (A)"),
+    ("mu_A", "μ_A", "nm", "mean Z' in pits (A)"),
+    ("sigma_A", "σ_A", "nm", "std. dev. of Z' in pits (A)"),
+    ("rho_A", "ρ_A(s)", "", "correlation at lag s in pits (A)"),
+    ("mu_B", "μ_B", "nm", "mean Z' on terraces (B)"),
+    ("sigma_B", "σ_B", "nm", "std. dev. of Z' on terraces (B)"),
+    ("rho_B", "ρ_B(s)", "", "correlation at lag s on terraces (B)"),
+    ("ks_height", "KS heights", "", "Kolmogorov-Smirnov, Z' vs f (0 = perfect)"),
+    ("ks_increment", "KS increments", "", "Kolmogorov-Smirnov, dZ(s) vs g"),
+]
+
+
+def _parse_lags(text: str) -> tuple[int, ...]:
+    from ..io import CalciteAFMError
+
+    try:
+        lags = tuple(dict.fromkeys(int(v) for v in text.replace(";", ",").split(",") if v.strip()))
+    except ValueError:
+        raise CalciteAFMError(
+            f"lags must be whole numbers of pixels like '1, 2, 4, 8', got {text!r}"
+        ) from None
+    if not lags or min(lags) < 1:
+        raise CalciteAFMError(f"lags must be positive numbers of pixels, got {text!r}")
+    return lags
+
+
+def _format(value, unit: str) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "—"
+    return f"{v:.4g} {unit}".strip()
+
+
+class StatisticsWidget(QWidget):
+    """Fit and plot the multimodal Gaussian model of the current frame and over time."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.fit = None  # FrameFit of the current frame
+        self.fit_frame_index: int | None = None
+        self.rows: list[dict] = []  # the time table (one row per frame and lag)
+        self.fits: list = []
+        self.artists: dict = {}
+        self.time_lines: dict = {}
+        self._pending = False
+
+        self.image = LayerChooser(viewer, "image")
+        self.image.setToolTip("cleaned (levelled) heights in nm")
+        self.labels = LayerChooser(viewer, "labels")
+        self.labels.setToolTip("the segmentation: 1 multilayer pit (A), 2 terrace (B)")
+        self.lags = QLineEdit("1, 2, 4, 8")
+        self.lags.setToolTip("lags s in pixels, comma separated (the pixel size gives nm)")
+        self.lag = QComboBox()
+        self.lag.setToolTip("the lag whose increment histogram, ρ and KS are shown")
+        self.axis = QComboBox()
+        self.axis.addItem("both directions (pooled)", "both")
+        self.axis.addItem("x (fast scan, along rows)", "x")
+        self.axis.addItem("y (slow scan, along columns)", "y")
+        self.n_classes = QComboBox()
+        self.n_classes.addItem("2 modes: A pits, B terraces (3 counts as B)", 2)
+        self.n_classes.addItem("3 modes: + monolayer pits", 3)
+
+        self.log_heights = QCheckBox("log density for heights (shows a small pit mode)")
+        self.log_heights.setChecked(True)
+
+        # tab 1: current frame
+        self.frame_plot = MplCanvas(4.2, 5.0)
+        self.table = QTableWidget(len(PARAMETERS), 3)
+        self.table.setHorizontalHeaderLabels(["parameter", "value", "meaning"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        for r, (_, label, _, meaning) in enumerate(PARAMETERS):
+            self.table.setItem(r, 0, QTableWidgetItem(label))
+            item = QTableWidgetItem(meaning)
+            item.setToolTip(meaning)
+            self.table.setItem(r, 2, item)
+        self.table.resizeRowsToContents()
+        rows_height = sum(self.table.rowHeight(r) for r in range(len(PARAMETERS)))
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setMinimumHeight(rows_height + header + 2 * self.table.frameWidth() + 4)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        frame_tab = QWidget()
+        frame_layout = QVBoxLayout(frame_tab)
+        frame_layout.setContentsMargins(2, 2, 2, 2)
+        frame_layout.addWidget(self.log_heights)
+        frame_layout.addWidget(self.frame_plot, 1)
+        frame_layout.addWidget(self.table)
+
+        # tab 2: against time
+        self.fit_all_button = QPushButton("Fit all frames")
+        self.stop_button = QPushButton("Stop")
+        self.time_plot = MplCanvas(4.2, 7.5)
+        self.time_plot.setMinimumHeight(580)
+        self._now_lines: list = []
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.time_plot)
+        time_tab = QWidget()
+        time_layout = QVBoxLayout(time_tab)
+        time_layout.addLayout(run_row(self.fit_all_button, self.stop_button))
+        time_layout.addWidget(scroll)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(frame_tab, "Current frame")
+        self.tabs.addTab(time_tab, "Against time")
+        self.export_table_button = QPushButton("Export table (CSV)…")
+        self.export_figures_button = QPushButton("Export figures (PNG, SVG)…")
+        self.progress = progress_bar()
+        self.status = status_label()
+
+        form = form_layout()
+        form.addRow("heights (nm)", self.image)
+        form.addRow("segmentation", self.labels)
+        form.addRow("lags (px)", self.lags)
+        form.addRow("lag shown", self.lag)
+        form.addRow("direction", self.axis)
+        form.addRow("modes", self.n_classes)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(run_row(self.export_table_button, self.export_figures_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+
+        self.runner = TaskRunner(
+            self, [self.fit_all_button], self.progress, self.stop_button, self.status
+        )
+        self.frame_runner = TaskRunner(self)
+        self.frame_runner.finished.connect(self._frame_finished)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self.update_frame)
+
+        self._fill_lags()
+        self.lags.editingFinished.connect(self._on_lags_edited)
+        self.lag.currentIndexChanged.connect(self._on_lag_changed)
+        for combo in (self.axis, self.n_classes, self.image, self.labels):
+            combo.currentIndexChanged.connect(self._schedule)
+        self.log_heights.toggled.connect(lambda *_: self._draw_frame())
+        self.fit_all_button.clicked.connect(lambda *_: self.fit_all())
+        self.export_table_button.clicked.connect(lambda *_: self.export_table())
+        self.export_figures_button.clicked.connect(lambda *_: self.export_figures())
+        viewer.dims.events.current_step.connect(self._schedule)
+        self._schedule()
+
+    # ----------------------------------------------------------------- options
+
+    def _fill_lags(self) -> None:
+        try:
+            lags = _parse_lags(self.lags.text())
+        except ValueError:
+            return
+        current = self.lag.currentData()
+        self.lag.blockSignals(True)
+        self.lag.clear()
+        image = self.image.layer()
+        px = pixel_size_of(image) if image is not None else None
+        for s in lags:
+            self.lag.addItem(f"{s} px" + (f" = {s * px:.4g} nm" if px else ""), s)
+        index = self.lag.findData(current)
+        self.lag.setCurrentIndex(max(index, 0))
+        self.lag.blockSignals(False)
+
+    def _on_lags_edited(self) -> None:
+        self._fill_lags()
+        self._schedule()
+
+    def _on_lag_changed(self, *args) -> None:
+        if self.fit is not None and self.chosen_lag() in [ls.lag_px for ls in self.fit.lags]:
+            self._draw_frame()
+        else:
+            self._schedule()
+        if self.rows:
+            self._draw_time()
+
+    def chosen_lag(self) -> int:
+        value = self.lag.currentData()
+        return int(value) if value is not None else _parse_lags(self.lags.text())[0]
+
+    def settings(self) -> dict:
+        """Keyword arguments of the fits chosen in the widget."""
+        return {
+            "lags": _parse_lags(self.lags.text()),
+            "axis": self.axis.currentData(),
+            "n_classes": int(self.n_classes.currentData()),
+        }
+
+    def _inputs(self):
+        from ..io import CalciteAFMError
+
+        image, labels = self.image.layer(), self.labels.layer()
+        if image is None or labels is None:
+            return None
+        z = layer_stack(image)
+        lab = np.asarray(labels.data)
+        if lab.ndim == 2:
+            lab = lab[np.newaxis]
+        if lab.shape != z.shape:
+            raise CalciteAFMError(
+                f"segmentation {labels.name!r} has shape {lab.shape} but heights "
+                f"{image.name!r} have shape {z.shape}"
+            )
+        return image, z, lab
+
+    # ----------------------------------------------------------------- current frame
+
+    def _schedule(self, *args) -> None:
+        try:
+            self._timer.start()
+            self._mark_current()
+        except RuntimeError:  # widget deleted
+            pass
+
+    @guarded
+    def update_frame(self):
+        """Fit the frame under the time slider (in a worker) and redraw tab 1."""
+        if self.frame_runner.busy:
+            self._pending = True
+            return None
+        inputs = self._inputs()
+        if inputs is None:
+            self.status.setText("choose the heights and their segmentation")
+            return None
+        image, z, lab = inputs
+        index = current_frame(self.viewer, image)
+        kwargs = self.settings()
+        kwargs["pixel_size_nm"] = pixel_size_of(image)
+        frame, labels = z[index], lab[index]
+
+        def work(progress, stop):
+            from ..stats import fit_frame
+
+            return fit_frame(frame, labels, **kwargs)
+
+        def show(fit):
+            self.fit, self.fit_frame_index = fit, index
+            self._draw_frame()
+
+        return self.frame_runner.start(work, on_done=show)
+
+    def _frame_finished(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._schedule()
+
+    def _draw_frame(self) -> None:
+        from ..plotting import plot_height_fit, plot_increment_fit
+
+        fit = self.fit
+        if fit is None:
+            return
+        lag = self.chosen_lag()
+        if lag not in [ls.lag_px for ls in fit.lags]:
+            lag = fit.lags[0].lag_px
+        fig = self.frame_plot.figure
+        fig.clear()
+        ax_h, ax_d = fig.subplots(2, 1)
+        self.artists = {
+            "height": plot_height_fit(ax_h, fit),
+            "increment": plot_increment_fit(ax_d, fit, lag),
+        }
+        ax_h.set_title(f"frame {self.fit_frame_index}: heights Z'", fontsize=9)
+        hist = fit.height_hist
+        if self.log_heights.isChecked() and hist is not None and np.any(hist.density > 0):
+            positive = hist.density[hist.density > 0]
+            ax_h.set_yscale("log")
+            ax_h.set_ylim(max(positive.min() * 0.5, 1e-6), positive.max() * 3)
+        ax_d.set_title(f"increments at lag {lag} px", fontsize=9)
+        self.frame_plot.draw()
+        self._fill_table(fit, lag)
+        flags = list(fit.flags) + list(fit.lag(lag).flags)
+        note = f" — note: {'; '.join(flags)}" if flags else ""
+        self.status.setText(f"frame {self.fit_frame_index}, lag {lag} px{note}")
+
+    def frame_rows(self) -> list[dict]:
+        """Table rows of the current frame's fit (every lag)."""
+        if self.fit is None:
+            return []
+        time_s = math.nan
+        image = self.image.layer()
+        times = (image.metadata or {}).get("frame_times_s") if image is not None else None
+        if times is not None and self.fit_frame_index < len(times):
+            time_s = float(times[self.fit_frame_index])
+        return self.fit.to_rows(frame=self.fit_frame_index, time_s=time_s)
+
+    def _fill_table(self, fit, lag: int) -> None:
+        row = next(r for r in self.frame_rows() if r["lag_px"] == lag)
+        for r, (key, _, unit, _) in enumerate(PARAMETERS):
+            self.table.setItem(r, 1, QTableWidgetItem(_format(row.get(key), unit)))
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(1)
+
+    def table_values(self) -> dict[str, float]:
+        """The numbers shown in the table, by key (tests compare them with the library)."""
+        lag = self.chosen_lag()
+        row = next((r for r in self.frame_rows() if r["lag_px"] == lag), {})
+        return {key: row.get(key, math.nan) for key, *_ in PARAMETERS}
+
+    # ----------------------------------------------------------------- against time
+
+    @guarded
+    def fit_all(self):
+        """Fit every frame in a background thread and draw the parameters against time."""
+        inputs = self._inputs()
+        if inputs is None:
+            self.status.setText("choose the heights and their segmentation")
+            return None
+        image, z, lab = inputs
+        kwargs = self.settings()
+        px = pixel_size_of(image)
+        times = (image.metadata or {}).get("frame_times_s")
+
+        def work(progress, stop):
+            from ..pipeline import fit_series
+
+            return fit_series(
+                z,
+                lab,
+                pixel_size_nm=px,
+                frame_times_s=times,
+                progress=progress,
+                stop=stop,
+                **kwargs,
+            )
+
+        def done(result):
+            self.set_series(*result)
+            self.tabs.setCurrentIndex(1)
+            self.status.setText(f"fitted {len(self.fits)} frames")
+
+        return self.runner.start(work, on_done=done, message="fitting every frame…")
+
+    def set_series(self, rows: list[dict], fits: list | None = None) -> None:
+        """Show a time table (from :meth:`fit_all` or the one-click pipeline)."""
+        self.rows = list(rows)
+        self.fits = list(fits or [])
+        lags = sorted({int(r["lag_px"]) for r in self.rows if np.isfinite(r.get("lag_px", np.nan))})
+        if lags and lags != list(_parse_lags(self.lags.text())):
+            self.lags.setText(", ".join(str(s) for s in lags))
+            self._fill_lags()
+        self._draw_time()
+
+    def _draw_time(self) -> None:
+        from ..plotting import plot_parameters_vs_time
+
+        fig = self.time_plot.figure
+        fig.clear()
+        self._now_lines = []
+        if self.rows:
+            lag = self.chosen_lag()
+            self.time_lines = plot_parameters_vs_time(fig, self.rows, lag=lag)
+            timed = all(math.isfinite(float(r.get("time_s", math.nan))) for r in self.rows)
+            fig.suptitle(
+                f"against {'time (min)' if timed else 'frame'}; ρ and KS(dZ) at lag {lag} px; "
+                "dotted: frame shown",
+                fontsize=8,
+            )
+            self._now_lines = [
+                ax.axvline(np.nan, color="0.45", ls=":", lw=1) for ax in self.time_lines_axes()
+            ]
+            self._mark_current()
+        self.time_plot.draw()
+
+    def time_lines_axes(self) -> list:
+        return [line.axes for line in self.time_lines.values()]
+
+    def _mark_current(self) -> None:
+        """A dotted vertical line at the frame under the time slider, in every panel."""
+        image = self.image.layer()
+        if not self._now_lines or image is None:
+            return
+        index = current_frame(self.viewer, image)
+        frames = [int(r["frame"]) for r in self.rows]
+        if index not in frames:
+            return
+        x = next(iter(self.time_lines.values())).get_xdata()
+        order = sorted(set(frames))
+        if len(x) == len(order):
+            for line in self._now_lines:
+                line.set_xdata([x[order.index(index)]] * 2)
+            self.time_plot.draw()
+
+    # ----------------------------------------------------------------- export
+
+    @guarded
+    def export_table(self, path: str | os.PathLike | None = None):
+        """Write the time table (or, before "Fit all frames", the current frame's) as CSV."""
+        from ..pipeline import table_columns, write_table_csv
+        from ..stats import row_columns
+
+        rows = self.rows or self.frame_rows()
+        if not rows:
+            self.status.setText("nothing to export yet")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export table", str(Path.home() / "calcite-statistics.csv"), "CSV (*.csv)"
+            )
+            if not path:
+                return None
+        n = int(self.n_classes.currentData())
+        columns = table_columns(n) if self.rows else row_columns(n)
+        out = write_table_csv(path, rows, [c for c in columns if c in rows[0]])
+        self.status.setText(f"wrote {out}")
+        return out
+
+    @guarded
+    def export_figures(self, folder: str | os.PathLike | None = None):
+        """Save the figures shown as PNG and SVG into ``folder``; returns the paths."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Export figures to folder")
+            if not folder:
+                return None
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        figures = []
+        if self.fit is not None:
+            figures.append((self.frame_plot.figure, f"fit_frame{self.fit_frame_index:04d}"))
+        if self.rows:
+            figures.append((self.time_plot.figure, "parameters_vs_time"))
+        for figure, stem in figures:
+            for ext in ("png", "svg"):
+                path = folder / f"{stem}.{ext}"
+                figure.savefig(path, dpi=150)
+                written.append(path)
+        self.status.setText(f"wrote {len(written)} files to {folder}")
+        return written

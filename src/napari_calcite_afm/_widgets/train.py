@@ -1,0 +1,339 @@
+"""Train: fit the dilated CNN to the labels painted in napari.
+
+A thin layer over :func:`napari_calcite_afm.train.train_model`. Every frame of the chosen
+label layer that holds any label is used (sparse scribbles or dense masks). Training runs
+in a background thread: napari stays responsive, the plot shows the training loss and the
+validation accuracy as they come, Stop ends training cleanly and keeps the best model so
+far, which is also checkpointed to the cache folder all along (never lost). The result
+goes to the shared registry, so the Segment widget can use "the model just trained".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _state
+from ._common import (
+    LayerChooser,
+    MplCanvas,
+    TaskRunner,
+    current_frame,
+    form_layout,
+    guarded,
+    layer_stack,
+    notify_info,
+    progress_bar,
+    run_row,
+    status_label,
+)
+from .labels import cache_dir
+
+__all__ = ["TrainWidget", "training_pairs"]
+
+DILATIONS = {
+    "study": ((1, 2, 4), "study: dilations 1, 2, 4 (15 px context)"),
+    "wide": ((1, 2, 4, 8, 16), "wide: dilations 1 … 16 (63 px context)"),
+}
+
+
+def training_pairs(image_layer, labels_layer) -> tuple[list, list, list[int]]:
+    """The frames of ``image_layer`` that hold any label, with their labels.
+
+    Raises :class:`~napari_calcite_afm.io.CalciteAFMError` when the shapes differ or
+    nothing is labelled.
+    """
+    from ..io import CalciteAFMError
+
+    images = layer_stack(image_layer)
+    labels = np.asarray(labels_layer.data)
+    if labels.ndim == 2:
+        labels = labels[np.newaxis]
+    if labels.shape != images.shape:
+        raise CalciteAFMError(
+            f"labels {labels_layer.name!r} have shape {labels.shape} but image "
+            f"{image_layer.name!r} has shape {images.shape}: paint the labels on this "
+            "image (Labels widget → Create labels layer)"
+        )
+    frames = [t for t in range(labels.shape[0]) if np.any(labels[t])]
+    if not frames:
+        raise CalciteAFMError(
+            f"labels {labels_layer.name!r} are empty: paint a few pits and terraces first"
+        )
+    return [images[t] for t in frames], [labels[t] for t in frames], frames
+
+
+class TrainWidget(QWidget):
+    """Train a segmentation model on painted labels, with a live plot and a Stop button."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = viewer
+        self.result = None
+        self.history: list[dict] = []
+        self.checkpoint: Path | None = None
+        self._preview_index = 0
+        self._loss: list[tuple[int, float]] = []
+
+        self.image = LayerChooser(viewer, "image")
+        self.image.setToolTip("heights in nm (raw or cleaned); the model levels frames itself")
+        self.labels = LayerChooser(viewer, "labels")
+        self.labels.setToolTip(
+            "painted labels (0 = not labelled, ignored); every frame with any label is used"
+        )
+        self.iterations = QSpinBox()
+        self.iterations.setRange(10, 100_000)
+        self.iterations.setSingleStep(50)
+        self.iterations.setValue(300)
+        self.iterations.setToolTip("optimiser steps (batches of 16 patches of 64 x 64 px)")
+        self.n_classes = QComboBox()
+        self.n_classes.addItem("2: multilayer pit, terrace", 2)
+        self.n_classes.addItem("3: + monolayer pit", 3)
+        self.n_classes.setToolTip("with 2 classes, monolayer-pit labels (3) count as terrace")
+        self.width = QSpinBox()
+        self.width.setRange(4, 128)
+        self.width.setValue(32)
+        self.width.setToolTip("filters per convolution (32 in the study)")
+        self.dilations = QComboBox()
+        for key, (_, text) in DILATIONS.items():
+            self.dilations.addItem(text, key)
+        self.live = QCheckBox("show the live prediction on the current frame")
+        self.live.setToolTip(
+            "at each validation, segment the frame under the time slider with the model "
+            "as it is now ('… training preview' layer)"
+        )
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop (keeps the best model)")
+        self.save_button = QPushButton("Save model…")
+        self.save_button.setEnabled(False)
+        self.progress = progress_bar()
+        self.plot = MplCanvas(4.0, 2.6)
+        self.status = status_label()
+
+        form = form_layout()
+        form.addRow("image (nm)", self.image)
+        form.addRow("labels", self.labels)
+        form.addRow("iterations", self.iterations)
+        form.addRow("classes", self.n_classes)
+        form.addRow("filters", self.width)
+        form.addRow("network", self.dilations)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.live)
+        layout.addLayout(run_row(self.train_button, self.stop_button))
+        layout.addWidget(self.progress)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.save_button)
+        layout.addWidget(self.status)
+
+        self.runner = TaskRunner(
+            self, [self.train_button], self.progress, self.stop_button, self.status
+        )
+        self.train_button.clicked.connect(lambda *_: self.train())
+        self.save_button.clicked.connect(lambda *_: self.save_model())
+        viewer.dims.events.current_step.connect(self._follow_slider)
+        self._init_plot()
+
+    # ----------------------------------------------------------------- plot
+
+    def _init_plot(self) -> None:
+        fig = self.plot.figure
+        fig.clear()
+        self.ax_loss = fig.add_subplot(111)
+        self.ax_acc = self.ax_loss.twinx()
+        self.ax_loss.set_xlabel("iteration")
+        self.ax_loss.set_ylabel("training loss", color="tab:red")
+        self.ax_acc.set_ylabel("validation accuracy", color="tab:blue")
+        self.ax_acc.set_ylim(0, 1.02)
+        (self.loss_line,) = self.ax_loss.plot(
+            [], [], color="tab:red", lw=1.2, label="training loss"
+        )
+        (self.acc_line,) = self.ax_acc.plot(
+            [], [], "o-", color="tab:blue", ms=3, lw=1.2, label="pixel accuracy"
+        )
+        (self.macc_line,) = self.ax_acc.plot(
+            [], [], "s--", color="tab:cyan", ms=3, lw=1.0, label="mean class accuracy"
+        )
+        lines = [self.loss_line, self.acc_line, self.macc_line]
+        self.ax_loss.legend(
+            lines,
+            [ln.get_label() for ln in lines],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncol=3,
+            fontsize="x-small",
+            frameon=False,
+        )
+        self.plot.draw()
+
+    def _update_plot(self) -> None:
+        if self._loss:
+            it, loss = zip(*self._loss)
+            self.loss_line.set_data(it, loss)
+        evals = [h for h in self.history if h.get("val_accuracy") is not None]
+        if evals:
+            its = [h["iteration"] for h in evals]
+            self.acc_line.set_data(its, [h["val_accuracy"] for h in evals])
+            self.macc_line.set_data(its, [h.get("val_mean_accuracy") or np.nan for h in evals])
+        self.ax_loss.set_xlim(0, max(10, self.iterations.value()))
+        self.ax_loss.relim()
+        self.ax_loss.autoscale_view(scalex=False)
+        self.plot.draw()
+
+    # ----------------------------------------------------------------- training
+
+    def _follow_slider(self, event=None) -> None:
+        try:
+            image = self.image.layer()
+            if image is not None:
+                self._preview_index = current_frame(self.viewer, image)
+        except RuntimeError:  # widget deleted
+            pass
+
+    def config(self, checkpoint: Path | None = None):
+        """The :class:`~napari_calcite_afm.train.TrainConfig` chosen in the widget."""
+        from ..train import TrainConfig
+
+        iterations = self.iterations.value()
+        image = self.image.layer()
+        levelling = (image.metadata or {}).get("levelling") if image is not None else None
+        return TrainConfig(
+            iterations=iterations,
+            n_classes=int(self.n_classes.currentData()),
+            width=self.width.value(),
+            dilations=DILATIONS[self.dilations.currentData()][0],
+            eval_every=max(5, min(50, iterations // 15)),
+            level=levelling or None,
+            checkpoint_path=None if checkpoint is None else str(checkpoint),
+            threads=max(1, (os.cpu_count() or 2) - 1),  # leave a core to napari
+        )
+
+    @guarded
+    def train(self):
+        """Start training in a background thread (ignored while training runs)."""
+        if self.runner.busy:
+            notify_info("training is already running: press Stop to end it")
+            return None
+        image, labels_layer = self.image.layer(), self.labels.layer()
+        if image is None or labels_layer is None:
+            self.status.setText("choose an image and a labels layer first")
+            return None
+        images, labels, frames = training_pairs(image, labels_layer)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.checkpoint = cache_dir() / "models" / f"trained-{stamp}.pt"
+        config = self.config(self.checkpoint)
+        self.history, self._loss, self.result = [], [], None
+        self._init_plot()
+        self.save_button.setEnabled(False)
+        self._follow_slider()
+        stack = layer_stack(image)
+        live = self.live.isChecked()
+        levelled_cache: dict[int, np.ndarray] = {}
+        preview_name = f"{image.name} training preview"
+
+        def work(progress, stop):
+            from ..predict import predict_frame
+            from ..train import train_model
+
+            def monitor(model):
+                # in the worker thread, at each validation: segment the viewed frame
+                if live:
+                    index = self._preview_index
+                    if index not in levelled_cache:
+                        levelled_cache[index] = model.level(stack[index])
+                    now, _ = predict_frame(model, levelled_cache[index], levelled=True)
+                    progress({"preview": now, "preview_frame": index})
+                return {}
+
+            return train_model(
+                images, labels, config, progress=progress, stop=stop, monitor=monitor
+            )
+
+        def report(info):
+            if "preview" in info:
+                from .segment import show_segmentation
+
+                show_segmentation(
+                    self.viewer,
+                    image,
+                    info["preview"][None],
+                    [info["preview_frame"]],
+                    name=preview_name,
+                )
+                return
+            it = int(info.get("iteration", 0))
+            if info.get("loss") is not None:
+                self._loss.append((it, float(info["loss"])))
+            evaluation = it % config.eval_every == 0 or it == info.get("n_iterations")
+            if (
+                info.get("val_accuracy") is not None
+                and evaluation
+                and (not self.history or self.history[-1]["iteration"] != it)
+            ):
+                self.history.append(dict(info))
+            self._update_plot()
+            acc = info.get("val_accuracy")
+            self.status.setText(
+                f"iteration {it}/{info.get('n_iterations')}"
+                + (f", loss {info['loss']:.3f}" if info.get("loss") is not None else "")
+                + (f", validation accuracy {acc:.3f}" if acc is not None else "")
+                + f", {info.get('elapsed_s', 0):.0f} s"
+            )
+
+        def done(result):
+            self.result = result
+            self.history = [dict(h) for h in result.history]
+            self._update_plot()
+            self.save_button.setEnabled(True)
+            _state.set_trained(
+                _state.TrainedModel(
+                    model=result.model,
+                    checkpoint=self.checkpoint,
+                    description=f"trained on {len(frames)} frame(s) of {image.name!r}",
+                    info={"best_val_accuracy": result.best_val_accuracy},
+                )
+            )
+            how = "stopped" if result.stopped else "finished"
+            text = (
+                f"training {how} after {result.elapsed_s:.0f} s on {len(frames)} labelled "
+                f"frame(s); best validation accuracy {result.best_val_accuracy:.3f} "
+                f"(iteration {result.best_iteration}). The best model is kept for Segment "
+                f"and saved to {self.checkpoint}"
+            )
+            self.status.setText(text)
+            notify_info(f"model saved to {self.checkpoint} (use 'Save model…' to keep a copy)")
+
+        return self.runner.start(
+            work, on_done=done, on_progress=report, message=f"training on frames {frames}…"
+        )
+
+    # ----------------------------------------------------------------- saving
+
+    @guarded
+    def save_model(self, path: str | os.PathLike | None = None):
+        """Save the trained model (``.pt``); asks for a file when ``path`` is None."""
+        if self.result is None:
+            self.status.setText("train a model first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save model", str(Path.home() / "calcite-model.pt"), "Model (*.pt)"
+            )
+            if not path:
+                return None
+        out = self.result.model.save(path)
+        self.status.setText(f"saved the model to {out}")
+        return Path(str(out))

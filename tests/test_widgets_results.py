@@ -1,0 +1,205 @@
+"""Statistics and one-click widgets through napari (pytest-qt, Xvfb).
+
+The plotted values must be the library's: the tests recompute the fits with
+:mod:`napari_calcite_afm.stats` and compare bar heights, line data and table cells.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+PX = 11.7
+LAGS = (1, 2, 4, 8)
+
+
+@pytest.fixture(scope="module")
+def series():
+    from napari_calcite_afm.synthetic import make_series
+
+    return make_series(3, 64, seed=5)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    from napari_calcite_afm._widgets import _state
+
+    monkeypatch.setenv("NAPARI_CALCITE_AFM_CACHE", str(tmp_path / "cache"))
+    _state.clear()
+    yield
+    _state.clear()
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    """An untrained 2-class network: enough to exercise the plumbing quickly."""
+    import torch
+
+    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+
+    torch.manual_seed(0)
+    model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=2.0)
+    return model.save(tmp_path / "tiny.pt")
+
+
+def add_clean_and_truth(viewer, series):
+    from napari_calcite_afm._layers import image_layer_kwargs, labels_layer_kwargs
+
+    times = [300.0 * i for i in range(series.clean.shape[0])]
+    image = viewer.add_image(
+        series.clean,
+        **image_layer_kwargs(series.clean, PX, "clean", {"frame_times_s": times}),
+    )
+    labels = viewer.add_labels(series.labels, **labels_layer_kwargs(series.labels, PX, "truth"))
+    return image, labels
+
+
+def error_messages():
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [
+        str(n.message)
+        for n in notification_manager.records
+        if n.severity == NotificationSeverity.ERROR
+    ]
+
+
+def _bar_heights(artist):
+    """Heights of a histogram drawn with ``ax.bar`` (bars) or ``ax.stairs`` (values)."""
+    if hasattr(artist, "get_data") and hasattr(artist.get_data(), "values"):
+        return np.asarray(artist.get_data().values)
+    return np.array([b.get_height() for b in artist])
+
+
+def test_statistics_plots_equal_the_library(make_napari_viewer, qtbot, series, tmp_path):
+    from napari_calcite_afm._widgets.statistics import StatisticsWidget
+    from napari_calcite_afm.stats import fit_frame, height_pdf, increment_pdf
+
+    viewer = make_napari_viewer()
+    add_clean_and_truth(viewer, series)
+    viewer.dims.set_current_step(0, 1)
+    widget = StatisticsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.fit is not None and widget.fit_frame_index == 1, timeout=20_000)
+
+    fit = fit_frame(series.clean[1], series.labels[1], LAGS, axis="both", pixel_size_nm=PX)
+    height = widget.artists["height"]
+    np.testing.assert_allclose(_bar_heights(height["hist"]), fit.height_hist.density)
+    x, y = height["model"].get_data()
+    np.testing.assert_allclose(y, height_pdf(x, fit))
+    assert len(height["components"]) == 2  # the two modes of the mixture
+
+    increment = widget.artists["increment"]
+    assert widget.chosen_lag() == 1
+    np.testing.assert_allclose(_bar_heights(increment["hist"]), fit.lag(1).hist.density)
+    x, y = increment["model"].get_data()
+    np.testing.assert_allclose(y, increment_pdf(x, fit, 1))
+
+    # the table shows the seven parameters and the KS distances of the library
+    row = fit.to_rows(frame=1, time_s=300.0)[0]
+    values = widget.table_values()
+    for key in ("c", "mu_A", "sigma_A", "rho_A", "mu_B", "sigma_B", "rho_B"):
+        assert values[key] == pytest.approx(row[key], nan_ok=True)
+    assert values["ks_height"] == pytest.approx(fit.ks_height)
+    assert widget.table.item(0, 1).text() == f"{fit.c:.4g}"
+    assert widget.table.item(1, 1).text() == f"{fit.regions[0].mu:.4g} nm"
+
+    # another lag redraws the increments
+    widget.lag.setCurrentIndex(widget.lag.findData(4))
+    x, y = widget.artists["increment"]["model"].get_data()
+    np.testing.assert_allclose(y, increment_pdf(x, fit, 4))
+    assert widget.table_values()["rho_A"] == pytest.approx(fit.lag(4).rho[1], nan_ok=True)
+
+    # follows the time slider
+    viewer.dims.set_current_step(0, 2)
+    qtbot.waitUntil(lambda: widget.fit_frame_index == 2, timeout=20_000)
+    fit2 = fit_frame(series.clean[2], series.labels[2], LAGS, axis="both", pixel_size_nm=PX)
+    assert widget.fit.c == pytest.approx(fit2.c)
+
+    # every frame, against time
+    widget.fit_all()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert len(widget.rows) == 3 * len(LAGS)
+    c_line = widget.time_lines["c"]
+    expected_c = [
+        fit_frame(series.clean[i], series.labels[i], LAGS, pixel_size_nm=PX).c for i in range(3)
+    ]
+    np.testing.assert_allclose(c_line.get_ydata(), expected_c)
+    np.testing.assert_allclose(c_line.get_xdata(), [0.0, 5.0, 10.0])  # minutes
+
+    # exports
+    table = widget.export_table(tmp_path / "stats.csv")
+    with open(table) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * len(LAGS)
+    assert float(rows[0]["c"]) == pytest.approx(expected_c[0])
+    written = widget.export_figures(tmp_path / "figures")
+    assert sorted(p.suffix for p in written) == [".png", ".png", ".svg", ".svg"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_statistics_shape_mismatch_notifies(make_napari_viewer, qtbot, series):
+    from napari_calcite_afm._widgets.statistics import StatisticsWidget
+
+    viewer = make_napari_viewer()
+    add_clean_and_truth(viewer, series)
+    viewer.add_labels(np.ones((2, 32, 32), np.uint8), name="wrong")
+    widget = StatisticsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels.set_layer("wrong")
+    before = len(error_messages())
+    assert widget.fit_all() is None
+    assert "wrong" in error_messages()[before:][-1]
+    assert not widget.runner.busy
+
+
+def test_one_click_from_layer_and_file(
+    make_napari_viewer, qtbot, series, tmp_path, tiny_model_file
+):
+    from napari_calcite_afm._layers import image_layer_kwargs
+    from napari_calcite_afm._widgets.oneclick import OneClickWidget
+    from napari_calcite_afm.io import write_tiff
+
+    viewer = make_napari_viewer()
+    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, PX, "raw"))
+    widget = OneClickWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.model.set_file(tiny_model_file)
+    assert widget.run() is not None
+    assert widget.run() is None  # no second worker
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert widget.result is not None
+    assert len(widget.result.table) == 3 * len(LAGS)
+    cleaned = viewer.layers["raw cleaned"]
+    masks = viewer.layers["raw segmentation"]
+    assert cleaned.data.shape == masks.data.shape == series.raw.shape
+    assert tuple(masks.scale) == (1.0, PX, PX)
+    # the Statistics widget is docked and shows this run
+    stats = widget.statistics
+    assert stats is not None and len(stats.rows) == len(widget.result.table)
+    assert stats.image.layer().name == "raw cleaned"
+    assert "c" in stats.time_lines
+
+    widget.export(tmp_path / "out")
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    for name in ("cleaned.tif", "labels.tif", "table.csv", "summary.json"):
+        assert (tmp_path / "out" / name).exists(), name
+
+    # from a file
+    movie = write_tiff(tmp_path / "movie.tif", series.raw, PX, frame_interval_s=300.0)
+    widget.set_input_file(movie)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert viewer.layers["movie segmentation"].data.shape == series.raw.shape
+
+    # a missing file: a notification naming it, no exception
+    widget.set_input_file(tmp_path / "missing.spm")
+    before = len(error_messages())
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
+    messages = error_messages()[before:]
+    assert messages and "missing.spm" in messages[-1]
