@@ -51,7 +51,16 @@ def _model_x(edges: np.ndarray, n: int = 400) -> np.ndarray:
     return np.linspace(float(edges[0]), float(edges[-1]), n)
 
 
-def plot_height_fit(ax, fit: FrameFit, *, show_em: bool = True) -> dict[str, Any]:
+def _log_density_axis(ax, density: np.ndarray) -> None:
+    positive = density[density > 0]
+    ax.set_yscale("log")
+    if positive.size:
+        ax.set_ylim(max(positive.min() * 0.5, 1e-6), positive.max() * 3)
+
+
+def plot_height_fit(
+    ax, fit: FrameFit, *, show_em: bool = True, log: bool = False
+) -> dict[str, Any]:
     """Histogram of Z' with the fitted mixture f and its components.
 
     Parameters
@@ -62,6 +71,8 @@ def plot_height_fit(ax, fit: FrameFit, *, show_em: bool = True) -> dict[str, Any
         A fit from :func:`napari_calcite_afm.stats.fit_frame` with ``histograms=True``.
     show_em : bool
         Also draw the EM mixture fitted to Z' alone (dashed), for comparison.
+    log : bool
+        Logarithmic density axis: shows a small, wide pit mode beside the terrace peak.
 
     Returns
     -------
@@ -101,6 +112,8 @@ def plot_height_fit(ax, fit: FrameFit, *, show_em: bool = True) -> dict[str, Any
             ls="--",
             label=f"EM on Z' alone, KS {fit.em.ks_height:.3f}",
         )
+    if log:
+        _log_density_axis(ax, hist.density)
     ax.set_xlabel("Z' = Z - <Z> (nm)")
     ax.set_ylabel("density (1/nm)")
     ax.legend(fontsize=7, loc="upper left", frameon=False)
@@ -154,10 +167,7 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
             label="within-region pairs",
         )
     if log:
-        positive = hist.density[hist.density > 0]
-        ax.set_yscale("log")
-        if positive.size:
-            ax.set_ylim(max(positive.min() * 0.5, 1e-6), positive.max() * 3)
+        _log_density_axis(ax, hist.density)
     ax.set_xlabel(f"dZ(s), s = {ls.lag_px} px = {ls.lag_nm:.3g} nm ({ls.axis})")
     ax.set_ylabel("density (1/nm)")
     ax.legend(fontsize=7, loc="upper left", frameon=False)
@@ -180,7 +190,7 @@ def frame_figure(
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    plot_height_fit(axes[0], fit)
+    plot_height_fit(axes[0], fit, log=True)
     axes[0].set_title("heights")
     for ax, lag in zip(axes[1:], lags):
         plot_increment_fit(ax, fit, lag)

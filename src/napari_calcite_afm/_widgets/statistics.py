@@ -319,15 +319,10 @@ class StatisticsWidget(QWidget):
         fig.clear()
         ax_h, ax_d = fig.subplots(2, 1)
         self.artists = {
-            "height": plot_height_fit(ax_h, fit),
+            "height": plot_height_fit(ax_h, fit, log=self.log_heights.isChecked()),
             "increment": plot_increment_fit(ax_d, fit, lag),
         }
         ax_h.set_title(f"frame {self.fit_frame_index}: heights Z'", fontsize=9)
-        hist = fit.height_hist
-        if self.log_heights.isChecked() and hist is not None and np.any(hist.density > 0):
-            positive = hist.density[hist.density > 0]
-            ax_h.set_yscale("log")
-            ax_h.set_ylim(max(positive.min() * 0.5, 1e-6), positive.max() * 3)
         ax_d.set_title(f"increments at lag {lag} px", fontsize=9)
         self.frame_plot.draw()
         self._fill_table(fit, lag)
