@@ -89,3 +89,40 @@ def test_bad_input_is_one_line_and_status_2(tmp_path):
         assert len(lines) == 1, (argv, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert lines[0].startswith("calcite-afm")
+
+
+def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
+    from napari_calcite_afm.model import load_model
+    from napari_calcite_afm.synthetic import make_series
+
+    s = make_series(3, 48, seed=77)
+    img = write_tiff(tmp_path / "img.tif", s.raw, s.pixel_size_nm)
+    lab = write_tiff(tmp_path / "lab.tif", s.labels_raw, s.pixel_size_nm)
+    model_path = tmp_path / "m.pt"
+    argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(model_path)]
+    assert main([*argv, "--iterations", "6", "--width", "8", "--quiet"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["model"] == str(model_path) and 0.0 <= final["best_val_accuracy"] <= 1.0
+    model = load_model(model_path)
+    assert model.n_classes == 2 and model.width == 8
+
+    out = tmp_path / "seg.tif"
+    probs = tmp_path / "p.tif"
+    seg_argv = ["segment", str(img), "--model", str(model_path), "--out", str(out)]
+    assert main([*seg_argv, "--probabilities", str(probs), "--quiet"]) == 0
+    labels = read_labels(out)
+    assert labels.shape == (3, 48, 48) and set(np.unique(labels)) <= {1, 2}
+    p = tifffile.imread(probs)
+    assert p.shape == (3, 2, 48, 48)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    # the shipped model by name
+    assert main(["segment", str(img), "--model", "default", "--out", str(out), "--quiet"]) == 0
+
+
+def test_train_rejects_mismatched_label_stacks(tmp_path):
+    img = write_tiff(tmp_path / "img.tif", np.zeros((2, 16, 16), np.float32), 1.0)
+    lab = write_tiff(tmp_path / "lab.tif", np.ones((2, 16, 17), np.uint8), 1.0)
+    argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(tmp_path / "m.pt")]
+    assert main(argv) == 2
+    argv = ["train", "--images", str(img), str(img), "--labels", str(lab), "--out", "m.pt"]
+    assert main(argv) == 2
