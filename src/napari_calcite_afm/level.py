@@ -40,13 +40,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from scipy import ndimage
 
-try:  # the project's error base class (io.py); a ValueError in any case
-    from .io import CalciteAFMError
-except ImportError:  # pragma: no cover - io.py not available
-
-    class CalciteAFMError(ValueError):
-        """Base class of the errors a user can cause (stand-in until io.py exists)."""
-
+from ._util import Cancelled
+from ._util import stop_requested as _should_stop
+from .io import CalciteAFMError
 
 __all__ = [
     "ROW_METHODS",
@@ -76,10 +72,6 @@ _MAX_FIT_POINTS = 16384  # polynomial fits use at most this many (evenly spread)
 
 class LevelError(CalciteAFMError):
     """Bad input to a levelling function (wrong shape, unknown method, bad setting)."""
-
-
-class Cancelled(Exception):
-    """Raised by :func:`level_stack` when its ``stop`` callback asks it to stop."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -1170,14 +1162,6 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         z = zero_mean(z)
     z[nan] = np.nan
     return z.astype(np.float32)
-
-
-def _should_stop(stop) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 def level_stack(

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._util import Cancelled
+from ._util import stop_requested as _stopped
 from .io import AFMStack, CalciteAFMError, read_stack, write_tiff
 from .level import LevelSettings, level_frame, register_stack
 from .stats import FrameFit, fit_frame, row_columns
@@ -68,21 +70,10 @@ TABLE_COLUMNS: list[str] = [
 ]
 
 
-class Cancelled(CalciteAFMError):
-    """Raised when a run was stopped by its stop flag before it finished."""
-
-
 def table_columns(n_classes: int = 2) -> list[str]:
     """All columns of the results table: :data:`TABLE_COLUMNS`, then the stats extras."""
     extra = [c for c in row_columns(n_classes) if c not in TABLE_COLUMNS]
     return TABLE_COLUMNS + extra
-
-
-def _stopped(stop: StopFlag | None) -> bool:
-    if stop is None:
-        return False
-    is_set = getattr(stop, "is_set", None)
-    return bool(is_set() if callable(is_set) else stop())
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 from .model import SegmentationModel, resolve_device
 
@@ -48,14 +49,6 @@ AUTO_TILE = 512
 
 ProgressFn = Callable[[dict], None]
 StopFlag = Callable[[], bool] | threading.Event
-
-
-def _stopped(stop: StopFlag | None) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 def _tile_windows(

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 
 __all__ = [
@@ -1862,12 +1863,6 @@ def _fit_lag(
 
 
 # ============================================================================ stacks
-def _stopped(stop) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 def fit_stack(

@@ -73,6 +73,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ._util import stop_requested as _stopped
+
 __all__ = [
     "LABEL_MONOLAYER",
     "LABEL_MULTILAYER",
@@ -1012,14 +1014,6 @@ def _check_args(n_frames: int, size: int, pixel_size_nm: float, frame_interval_s
         raise _error(f"pixel_size_nm must be positive, got {pixel_size_nm}")
     if not frame_interval_s > 0:
         raise _error(f"frame_interval_s must be positive, got {frame_interval_s}")
-
-
-def _stopped(stop) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 def make_series(

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 from .level import LevelSettings, level_frame
 from .model import (
@@ -459,14 +460,6 @@ def _make_frame(model: SegmentationModel, z: np.ndarray, lab: np.ndarray, patch:
         x = np.pad(x, ((0, pr), (0, pc)), mode="constant")
         y = np.pad(y, ((0, pr), (0, pc)), mode="constant", constant_values=-1)
     return _Frame(x=x, y=y, labelled=np.flatnonzero(y >= 0))
-
-
-def _stopped(stop: StopFlag | None) -> bool:
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 def _sample_batch(

@@ -35,6 +35,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._util import Cancelled
+
 __all__ = [
     "LayerChooser",
     "MplCanvas",
@@ -274,7 +276,7 @@ class _Cancelled:
 
 def _is_cancellation(exc: BaseException, stop_event: threading.Event) -> bool:
     """The library's ``Cancelled`` (raised when ``stop`` is set) is a clean stop."""
-    return stop_event.is_set() or type(exc).__name__ == "Cancelled"
+    return stop_event.is_set() or isinstance(exc, Cancelled)
 
 
 class TaskRunner(QObject):
