@@ -44,9 +44,10 @@ def main() -> None:
     lags = tuple(int(v) for v in args.lags.split(","))
 
     s = make_series(args.frames, args.size, seed=args.seed)
-    z = level_stack(s.raw)  # raw frames pair with labels_raw pixel by pixel
-    truth = np.where(s.labels_raw == 3, 2, s.labels_raw).astype(np.uint8)
     model = load_default_model(2)
+    # level as the model does (raw frames pair with labels_raw pixel by pixel)
+    z = level_stack(s.raw, model.level_settings)
+    truth = np.where(s.labels_raw == 3, 2, s.labels_raw).astype(np.uint8)
     seg, _ = predict_stack(model, z, levelled=True, return_probabilities=False)
     m = segmentation_metrics(truth, seg, 2)
     print(
