@@ -348,7 +348,7 @@ def test_training_learns_and_is_reproducible(toy, trained):
     assert not res.stopped and res.history[-1]["iteration"] == FAST["iterations"]
     majority = max(np.mean(np.concatenate([lb.ravel() for lb in labels]) == k) for k in (1, 2))
     assert res.best_val_accuracy > max(0.9, majority + 0.1 * (1 - majority))
-    assert res.model.net.training is False
+    assert res.model.net.training is False and 0 < res.best_val_mean_accuracy <= 1
     assert res.model.train_config["seed"] == 3 and res.model.history == res.history
     # the same seed gives the same history
     again = train_model(images, labels, TrainConfig(**FAST, seed=3))

@@ -217,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "model": str(out),
         "iterations": result.history[-1]["iteration"] if result.history else 0,
         "best_val_accuracy": result.best_val_accuracy,
-        "best_val_mean_accuracy": getattr(result, "best_val_mean_accuracy", None),
+        "best_val_mean_accuracy": result.best_val_mean_accuracy,
         "elapsed_s": round(result.elapsed_s, 2),
         "stopped": result.stopped,
     }
@@ -362,12 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", nargs="+", required=True, help="uint8 label stacks (0 unlabelled, 1, 2, 3)"
     )
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    p.add_argument("--iterations", type=int, default=800, help="training iterations (800)")
+    p.add_argument("--iterations", type=int, default=1500, help="training iterations (1500)")
     p.add_argument("--classes", type=int, choices=[2, 3], default=2, help="2 or 3 classes (2)")
     p.add_argument("--val-images", nargs="+", help="validation image stacks")
     p.add_argument("--val-labels", nargs="+", help="validation label stacks")
-    p.add_argument("--width", type=int, default=32, help="filters per layer (32)")
-    p.add_argument("--dilations", default="1,2,4", help="dilations of the 3 x 3 layers (1,2,4)")
+    p.add_argument("--width", type=int, default=16, help="filters per layer (16)")
+    p.add_argument(
+        "--dilations",
+        default="1,2,4,8,16",
+        help="dilations of the 3 x 3 layers (1,2,4,8,16; the study's design is 1,2,4 with "
+        "--width 32)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)

@@ -278,6 +278,8 @@ class TrainResult:
         (plus what ``monitor`` returned).
     best_val_accuracy : float
         Validation pixel accuracy of ``model``.
+    best_val_mean_accuracy : float
+        Validation mean class accuracy (mean per-class recall) of ``model``.
     best_iteration : int
         Iteration at which ``model`` was taken.
     stopped : bool
@@ -295,6 +297,7 @@ class TrainResult:
     stopped: bool
     elapsed_s: float
     config: TrainConfig = field(default_factory=TrainConfig)
+    best_val_mean_accuracy: float = float("nan")
 
 
 # -- data --------------------------------------------------------------------------------
@@ -729,6 +732,7 @@ def _fit(
 
     history: list[dict] = []
     best_acc = float("nan")
+    best_macc = float("nan")
     best_it = 0
     best_state: dict | None = None
     last_ckpt_it: int | None = None
@@ -762,7 +766,7 @@ def _fit(
         progress(d)
 
     def evaluate() -> None:
-        nonlocal best_acc, best_it, best_state, last_val, loss_sum, loss_n, monitor_s
+        nonlocal best_acc, best_it, best_macc, best_state, last_val, loss_sum, loss_n, monitor_s
         nonlocal last_ckpt_it
         acc, macc = _evaluate(net, val_frames, nc, device)
         last_val = (acc, macc)
@@ -776,7 +780,7 @@ def _fit(
         }
         improved = best_state is None or acc > best_acc
         if improved:
-            best_acc, best_it = acc, it
+            best_acc, best_it, best_macc = acc, it, macc
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         if monitor is not None:
             t0 = time.perf_counter()
@@ -838,6 +842,7 @@ def _fit(
         model=final,
         history=history,
         best_val_accuracy=float(best_acc),
+        best_val_mean_accuracy=float(best_macc),
         best_iteration=best_it,
         stopped=stopped,
         elapsed_s=elapsed(),

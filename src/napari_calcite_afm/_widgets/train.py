@@ -210,6 +210,10 @@ class TrainWidget(QWidget):
         iterations = self.iterations.value()
         image = self.image.layer()
         levelling = (image.metadata or {}).get("levelling") if image is not None else None
+        if levelling:
+            # keep the user's levelling choices, but like the shipped models without the
+            # final zero mean, so terraces sit at 0 nm whatever the pit area
+            levelling = {**levelling, "zero_mean": False}
         return TrainConfig(
             iterations=iterations,
             n_classes=int(self.n_classes.currentData()),
