@@ -23,14 +23,8 @@ def series():
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Autosaves and checkpoints go to a temporary cache; no trained model is shared."""
-    from napari_calcite_afm._widgets import _state
-
-    monkeypatch.setenv("NAPARI_CALCITE_AFM_CACHE", str(tmp_path / "cache"))
-    _state.clear()
-    yield
-    _state.clear()
+def _isolated(isolated_widget_state):
+    """Every test here runs with an isolated widget state."""
 
 
 def add_raw(viewer, series, name="raw", source=None):

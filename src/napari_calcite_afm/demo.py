@@ -8,7 +8,6 @@ stacks, and scores the segmentation against the sample's ground truth.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from .data import load_sample
 from .level import shift_stack
-from .pipeline import PipelineConfig, run_pipeline
+from .pipeline import PipelineConfig, _write_json, run_pipeline
 from .predict import segmentation_metrics
 
 __all__ = ["run_demo"]
@@ -57,18 +56,6 @@ def run_demo(
         np.where(scored, truth2, 0), np.where(scored, result.labels, 0), result.n_classes
     )
     score_path = out / "segmentation_score.json"
-    score_path.write_text(json.dumps(_jsonable(metrics), indent=2))
+    _write_json(score_path, metrics)
     files["score"] = str(score_path)
     return files
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -504,24 +504,7 @@ def _summary(stack, model, settings, config, table, n_classes, shifts, valid, ti
         "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
         "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "means": {
-            key: _nanmean(first_lag, key)
-            for key in (
-                "c",
-                "mu_A",
-                "sigma_A",
-                "rho_A",
-                "mu_B",
-                "sigma_B",
-                "rho_B",
-                "ks_height",
-                "ks_increment",
-                "em_ks_height",
-                "pit_count",
-                "mean_pit_area_nm2",
-                "retreat_nm_per_min",
-            )
-        },
+        "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
     }
 
 
