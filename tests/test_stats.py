@@ -112,6 +112,26 @@ def model_fit():
     return z, labels, fit
 
 
+def test_threads_give_the_same_fit_as_one_thread():
+    """Tasks on several threads each use their own scratch arrays: same numbers."""
+    z, labels = model_frame((192, 160), seed=5)
+    z[3, 7] = np.nan
+    one = S.fit_frame(z, labels, (1, 2, 4, 8, 16), workers=1).to_dict(include_histograms=True)
+    work = S._Workspace()
+    for _ in range(2):  # a reused workspace (as fit_stack does) too
+        many = S.fit_frame(z, labels, (1, 2, 4, 8, 16), workers=3, _workspace=work)
+        assert many.to_dict(include_histograms=True) == one
+    stack = S.fit_stack(np.stack([z, z[::-1]]), np.stack([labels, labels[::-1]]), (1, 3), workers=2)
+    assert stack[0].ks_height == S.fit_frame(z, labels, (1, 3), workers=1).ks_height
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5])
+def test_bad_workers_raise(workers):
+    z, labels = model_frame((64, 64), seed=6)
+    with pytest.raises(S.StatsError, match="workers"):
+        S.fit_frame(z, labels, (1, 2), workers=workers)
+
+
 # ----------------------------------------------------------------------------- identities
 def _check_identities(fit, z, labels):
     w, mu, sig = fit.height_components()

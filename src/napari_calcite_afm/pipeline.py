@@ -268,7 +268,9 @@ def fit_series(
     return rows, fits
 
 
-def _fit_one(heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em, min_pit):
+def _fit_one(
+    heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em, min_pit, workers=None
+):
     fit = fit_frame(
         heights[i],
         labels[i],
@@ -277,6 +279,7 @@ def _fit_one(heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em
         pixel_size_nm=pixel_size_nm,
         n_classes=n_classes,
         em=em,
+        workers=workers,
     )
     count, area = pit_measures(labels[i], pixel_size_nm, pit_label=1, min_area_px=min_pit)
     retreat = math.nan
@@ -425,7 +428,8 @@ def run_pipeline(
     fit_args = (times, stack.pixel_size_nm, config.lags, config.axis, n_classes, config.em)
 
     def fit(i: int):
-        return _fit_one(cleaned, labels, i, *fit_args, config.min_pit_area_px)
+        # one thread: the fit already runs beside the segmentation of the next frame
+        return _fit_one(cleaned, labels, i, *fit_args, config.min_pit_area_px, workers=1)
 
     # The fit of frame i (numpy) runs in a worker thread while the network segments
     # frame i + 1 (torch): both release the GIL, so the two overlap on two cores.

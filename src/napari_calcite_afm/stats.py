@@ -41,8 +41,11 @@ Examples
 from __future__ import annotations
 
 import math
+import os
+import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -933,6 +936,7 @@ class _Workspace:
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
+        self._spares: list[_Workspace] = []
 
     def get(self, name: str, n: int, dtype) -> np.ndarray:
         a = self._arrays.get(name)
@@ -940,6 +944,12 @@ class _Workspace:
             a = np.empty(n, dtype=dtype)
             self._arrays[name] = a
         return a[:n]
+
+    def spares(self, n: int) -> list[_Workspace]:
+        """This workspace and ``n - 1`` others kept with it (one per thread)."""
+        while len(self._spares) < n - 1:
+            self._spares.append(_Workspace())
+        return [self, *self._spares[: n - 1]]
 
 
 class _Binned:
@@ -1527,6 +1537,7 @@ def fit_frame(
     min_pixels: int = 10,
     em: bool = True,
     histograms: bool = True,
+    workers: int | None = None,
     _workspace: _Workspace | None = None,
 ) -> FrameFit:
     """Fit the multimodal Gaussian model to one frame and its segmentation.
@@ -1554,6 +1565,11 @@ def fit_frame(
         Also fit a two-component mixture to ``Z'`` by EM (:attr:`FrameFit.em`).
     histograms : bool
         Keep the sample histograms in the result (the distances are computed anyway).
+    workers : int or None
+        Threads that share the height goodness of fit (with the EM fit) and the lags.
+        None: one per available CPU core, at most one per task; 1: everything in the
+        calling thread (what a caller that already runs frames in parallel wants). The
+        results do not depend on it.
 
     Returns
     -------
@@ -1671,7 +1687,6 @@ def fit_frame(
         sigma[i] = math.sqrt(float(qi.sum()) / counts[i])
     weights = counts / n_valid
     hsample = zp.ravel() if all_valid else zp[valid]
-    hbin = _Binned(hsample, work=work)
     if constant_frame:
         flags.append("constant frame (all valid heights equal): sigma 0, rho undefined")
     regions: list[RegionParams] = []
@@ -1692,45 +1707,76 @@ def fit_frame(
             s_i = 0.0
         regions.append(RegionParams(lab, nm, float(weights[i]), m_i, s_i, n_i))
 
-    # ---- height model: goodness of fit
+    # ---- height model: goodness of fit (one task), then one task per lag
     fit = FrameFit(k, axis, px, mean, n_valid, regions, [], flags=flags)
     w_h, m_h, s_h = fit.height_components()
     model = _model_cdfs(w_h, m_h, s_h)
     if model is None:
         flags.append("height model undefined (a weighted region has NaN parameters)")
-    else:
-        fit.ks_height = hbin.ks(*model)
-        fit.l1_height, fit.js_height = hbin.distances(model[0])
-        if model[1] is None:  # no point mass (a constant region has an infinite density)
-            fit.loglik_height = _loglik(hsample, w_h, m_h, s_h, work)
-    if histograms:
-        fit.height_hist = hbin.histogram()
-    if em:
-        fit.em = _em_on_binned(hbin, 2, 500, 1e-9, 1e-3)
 
-    # ---- lags
-    if lag_list:
-        flat = stack.reshape(3 * k, rows * width)
-        znan = zp  # NaN at invalid pixels
-        for s in lag_list:
-            fit.lags.append(
-                _fit_lag(
-                    s,
-                    px,
-                    axis,
-                    znan,
-                    flat,
-                    width,
-                    use_x,
-                    use_y,
-                    regions,
-                    min_pixels,
-                    all_valid,
-                    histograms,
-                    work,
-                )
-            )
+    def heights(ws: _Workspace) -> None:
+        hbin = _Binned(hsample, work=ws)
+        if model is not None:
+            fit.ks_height = hbin.ks(*model)
+            fit.l1_height, fit.js_height = hbin.distances(model[0])
+            if model[1] is None:  # no point mass (a constant region has an infinite density)
+                fit.loglik_height = _loglik(hsample, w_h, m_h, s_h, ws)
+        if histograms:
+            fit.height_hist = hbin.histogram()
+        if em:
+            fit.em = _em_on_binned(hbin, 2, 500, 1e-9, 1e-3)
+
+    flat = stack.reshape(3 * k, rows * width)
+    znan = zp  # NaN at invalid pixels
+
+    def one_lag(s: int) -> Callable[[_Workspace], LagStats]:
+        def task(ws: _Workspace) -> LagStats:
+            return _fit_lag(
+                s, px, axis, znan, flat, width, use_x, use_y,
+                regions, min_pixels, all_valid, histograms, ws,
+            )  # fmt: skip
+
+        return task
+
+    tasks: list[Callable[[_Workspace], Any]] = [heights] + [one_lag(s) for s in lag_list]
+    results = _run_tasks(tasks, workers, work)
+    fit.lags.extend(results[1:])
     return fit
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _run_tasks(tasks: list[Callable[[_Workspace], Any]], workers: int | None, work: _Workspace):
+    """Results of ``task(workspace)`` for each task, in order, on up to ``workers`` threads.
+
+    Each running task holds its own scratch workspace (``work`` and its spares), since the
+    binned samples keep views into their workspace's arrays.
+    """
+    if workers is None:
+        workers = _available_cpus()
+    if int(workers) != workers or workers < 1:
+        raise StatsError(f"workers must be a positive integer or None, got {workers!r}")
+    n = min(int(workers), len(tasks))
+    if n <= 1:
+        return [t(work) for t in tasks]
+    free: queue.SimpleQueue[_Workspace] = queue.SimpleQueue()
+    for ws in work.spares(n):
+        free.put(ws)
+
+    def run(task):
+        ws = free.get()
+        try:
+            return task(ws)
+        finally:
+            free.put(ws)
+
+    with ThreadPoolExecutor(max_workers=n) as ex:
+        return list(ex.map(run, tasks))
 
 
 def _lagged_gram(flat: np.ndarray, offset: int) -> np.ndarray:
