@@ -288,6 +288,21 @@ def test_median_diff_robust_to_pits_where_median_fails():
     assert rms_error(bad, z) > 0.2  # rows crossing the pit are shifted by the median
 
 
+@pytest.mark.parametrize("angle", [0.8, 1.3])
+def test_median_diff_not_led_by_pit_walls(angle):
+    """A deep pit over a third of the frame: its walls share one row-to-row difference.
+
+    Without the flat-ground mask those wall pixels outvoted the terrace on the rows that
+    cross the pit and the cumulative offsets turned into a ramp (0.09-0.43 nm RMS here).
+    """
+    rng = np.random.default_rng(11)
+    depth, inside = pit_depth_map((256, 256), (128, 128), 0.3 * 256, angle, 30.0)
+    assert 0.3 < inside.mean() < 0.4
+    z = -depth + rng.normal(0, 0.03, depth.shape)
+    offsets = rng.normal(0, 0.5, 256)
+    assert rms_error(align_rows(z + offsets[:, None], "median_diff"), z) < 0.03
+
+
 def test_median_with_mask_ignores_pit():
     z, offsets = _stepped_with_pit()
     raw = z + offsets[:, None]

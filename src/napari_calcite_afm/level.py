@@ -34,6 +34,7 @@ scars" and TopoStats' flattening; the code is original.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -626,6 +627,41 @@ def _offsets_median(z, used, data_rows):
     return off
 
 
+def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.0):
+    """``used`` restricted to pixels on flat ground along the fast scan axis.
+
+    Row offsets do not change slopes along a row, so the local slope along the row (over
+    ``span`` pixels, minus the row's median slope to discount tilt, averaged over
+    ``window`` pixels) tells terraces from the stepped walls of pits whatever the offsets.
+    Pixels whose slope exceeds ``factor`` times the median over the usable pixels are
+    dropped: where a deep pit covers much of a row, its wall pixels share one
+    row-to-row difference (the wall's slope across the rows) and can otherwise outvote the
+    terrace and turn into a ramp of offsets. Rows left with fewer than a tenth of their
+    pixels keep ``used`` as it was.
+    """
+    cols = z.shape[1]
+    if cols <= 2 * span + window or not used.any():
+        return used
+    d = z[:, span:] - z[:, :-span]
+    finite = np.isfinite(d)
+    if finite.all():
+        d -= np.median(d, axis=1, keepdims=True)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without data
+            d -= np.nan_to_num(np.nanmedian(d, axis=1, keepdims=True))
+        d[~finite] = 0.0
+    np.abs(d, out=d)
+    g = ndimage.uniform_filter1d(d, window, axis=1, mode="nearest")
+    h = span // 2
+    g = np.pad(g, ((0, 0), (h, span - h)), mode="edge")
+    g[~np.isfinite(z)] = np.inf
+    thr = factor * float(np.median(g[used]))
+    flat = used & (g <= thr)
+    enough = flat.sum(axis=1) >= 0.1 * cols
+    return np.where(enough[:, None], flat, used)
+
+
 def _offsets_median_diff(z, used, data_rows):
     rows = z.shape[0]
     off = np.full(rows, np.nan)
@@ -637,6 +673,7 @@ def _offsets_median_diff(z, used, data_rows):
         return off
     a, b = dr[:-1], dr[1:]
     diff = z[b] - z[a]
+    used = _flat_along_rows(z, used)
     med = _row_clipped_median(np.where(used[a] & used[b], diff, np.nan))
     bad = ~np.isfinite(med)
     if bad.any():  # no common usable pixel: fall back to common finite pixels ...
