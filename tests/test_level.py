@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 
 from napari_calcite_afm import level
+from napari_calcite_afm.io import CalciteAFMError
 from napari_calcite_afm.level import (
     Cancelled,
     LevelError,
@@ -527,6 +528,20 @@ def test_level_stack_progress_and_stop():
     ev.set()
     with pytest.raises(Cancelled):
         level_stack(stack, stop=ev)
+
+
+def test_level_stack_threads_same_result_and_stop():
+    rng = np.random.default_rng(21)
+    stack = np.stack([calcite_surface(rng, (96, 80))[0] for _ in range(5)])
+    stack += np.linspace(0, 3, 80)[None, None, :]
+    one = level_stack(stack, workers=1)
+    np.testing.assert_array_equal(level_stack(stack, workers=3), one)
+    calls = []
+    with pytest.raises(Cancelled):
+        level_stack(stack, workers=2, stop=lambda: len(calls) >= 2, progress=calls.append)
+    assert [c["frame"] for c in calls] == [0, 1]
+    with pytest.raises(CalciteAFMError, match="workers"):
+        level_stack(stack, workers=0)
 
 
 def test_zero_mean():

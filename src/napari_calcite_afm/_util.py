@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .io import CalciteAFMError
 
-__all__ = ["Cancelled", "StopFlag", "stop_requested"]
+__all__ = ["Cancelled", "StopFlag", "available_cpus", "stop_requested", "thread_map"]
 
 #: A stop request: a callable returning True to stop, or a ``threading.Event``.
 StopFlag = Callable[[], bool] | threading.Event
@@ -24,3 +28,41 @@ def stop_requested(stop: StopFlag | None) -> bool:
     if isinstance(stop, threading.Event):
         return stop.is_set()
     return bool(stop())
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def thread_map(fn: Callable[[Any], Any], items: Iterable, workers: int | None) -> Iterator:
+    """``fn(item)`` for each item, in order, computed on up to ``workers`` threads.
+
+    Lazy, with at most ``2 * workers`` results pending, so a long stack is never held
+    twice in memory; numpy and scipy release the GIL in their array loops, which is where
+    the threads overlap. ``workers`` None means one per available core; 1 runs everything
+    in the calling thread. Closing the iterator early (a stop request) cancels the work
+    not yet started.
+    """
+    n = available_cpus() if workers is None else int(workers)
+    if n < 1:
+        raise CalciteAFMError(f"workers must be a positive integer or None, got {workers!r}")
+    if n == 1:
+        for item in items:
+            yield fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * n:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from scipy import ndimage
 
-from ._util import Cancelled
+from ._util import Cancelled, thread_map
 from ._util import stop_requested as _should_stop
 from .io import CalciteAFMError
 
@@ -1207,6 +1207,7 @@ def level_stack(
     *,
     progress: Callable[[dict], None] | None = None,
     stop: Callable[[], bool] | threading.Event | None = None,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Level every frame of a stack with :func:`level_frame`.
 
@@ -1222,6 +1223,9 @@ def level_stack(
     stop : callable or threading.Event, optional
         Checked before each frame; when it returns True (or the event is set) the function
         raises :class:`Cancelled`.
+    workers : int or None
+        Threads levelling frames side by side (None: one per available CPU core; 1: in
+        the calling thread). The result does not depend on it.
 
     Returns
     -------
@@ -1243,12 +1247,16 @@ def level_stack(
     settings = LevelSettings() if settings is None else settings
     n = a.shape[0]
     out = np.empty(a.shape, np.float32)
-    for i in range(n):
-        if _should_stop(stop):
-            raise Cancelled(f"levelling stopped after {i} of {n} frames")
-        out[i] = level_frame(a[i], settings)
-        if progress is not None:
-            progress({"stage": "level", "frame": i, "n_frames": n})
+    levelled = thread_map(lambda f: level_frame(f, settings), a, workers)
+    try:
+        for i in range(n):
+            if _should_stop(stop):
+                raise Cancelled(f"levelling stopped after {i} of {n} frames")
+            out[i] = next(levelled)
+            if progress is not None:
+                progress({"stage": "level", "frame": i, "n_frames": n})
+    finally:
+        levelled.close()
     return out
 
 

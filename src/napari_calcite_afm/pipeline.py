@@ -29,7 +29,7 @@ from . import __version__
 from ._util import Cancelled
 from ._util import stop_requested as _stopped
 from .io import AFMStack, CalciteAFMError, read_stack, write_tiff
-from .level import LevelSettings, level_frame, register_stack
+from .level import LevelSettings, level_stack, register_stack
 from .stats import FrameFit, fit_frame, row_columns
 from .surface import mean_retreat_nm, pit_measures
 
@@ -396,12 +396,9 @@ def run_pipeline(
     times = _frame_times(stack, frame_interval_s)
 
     t = time.perf_counter()
-    cleaned = np.empty(raw.shape, dtype=np.float32)
-    for i in range(n):
-        if _stopped(stop):
-            raise Cancelled(f"stopped while levelling frame {i + 1} of {n}")
-        cleaned[i] = level_frame(raw[i], settings)
-        report("level", i, n)
+    cleaned = level_stack(
+        raw, settings, stop=stop, progress=lambda d: report("level", d["frame"], n)
+    )
     timings["level_s"] = time.perf_counter() - t
 
     shifts = None

@@ -41,7 +41,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from ._util import available_cpus
 from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 
@@ -1744,13 +1744,6 @@ def fit_frame(
     return fit
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _run_tasks(tasks: list[Callable[[_Workspace], Any]], workers: int | None, work: _Workspace):
     """Results of ``task(workspace)`` for each task, in order, on up to ``workers`` threads.
 
@@ -1758,7 +1751,7 @@ def _run_tasks(tasks: list[Callable[[_Workspace], Any]], workers: int | None, wo
     binned samples keep views into their workspace's arrays.
     """
     if workers is None:
-        workers = _available_cpus()
+        workers = available_cpus()
     if int(workers) != workers or workers < 1:
         raise StatsError(f"workers must be a positive integer or None, got {workers!r}")
     n = min(int(workers), len(tasks))

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._util import available_cpus, thread_map
 from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 from .level import LevelSettings, level_frame
@@ -401,25 +401,20 @@ class _Frame:
 def _level_all(
     frames: list[np.ndarray], settings: LevelSettings, stop, workers: int = 1
 ) -> list[np.ndarray]:
-    """Level frames (in a thread pool of ``workers``), checking ``stop`` between chunks."""
+    """Level frames (on ``workers`` threads), checking ``stop`` between frames."""
 
     def one(f: np.ndarray) -> np.ndarray:
         return np.asarray(level_frame(f, settings), dtype=np.float32)
 
     out: list[np.ndarray] = []
-    if workers <= 1 or len(frames) < 2:
-        for f in frames:
+    levelled = thread_map(one, frames, workers)
+    try:
+        for z in levelled:
             if _stopped(stop):
                 break
-            out.append(one(f))
-        return out
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        for k in range(0, len(frames), 2 * workers):
-            if _stopped(stop):
-                break
-            out.extend(ex.map(one, frames[k : k + 2 * workers]))
+            out.append(z)
+    finally:
+        levelled.close()
     return out
 
 
@@ -555,13 +550,6 @@ def _cap_val(frames: list[_Frame], max_pixels: int, rng: np.random.Generator) ->
     return out
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def train_model(
     images: Sequence[np.ndarray] | np.ndarray,
     labels: Sequence[np.ndarray] | np.ndarray,
@@ -650,7 +638,7 @@ def train_model(
     level = LevelSettings.from_dict(
         cfg.level if cfg.level is not None else dict(MODEL_LEVEL_DEFAULTS)
     )
-    workers = cfg.threads or _available_cpus()
+    workers = cfg.threads or available_cpus()
     tr_z = _level_all(tr_img, level, stop, workers)
     va_z = _level_all(va_img, level, stop, workers)
     center_nm, scale_nm = _normalisation(tr_z, cfg.input_transform) if tr_z else (0.0, 1.0)
@@ -658,7 +646,7 @@ def train_model(
     device = resolve_device(cfg.device)
     old_threads = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or _available_cpus())
+        torch.set_num_threads(cfg.threads or available_cpus())
     try:
         torch.manual_seed(cfg.seed)
         net = DilatedNet(nc, cfg.width, cfg.dilations)
