@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=240)
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--iterations", type=int, default=2500)
+    ap.add_argument("--iterations", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")
     args = ap.parse_args(argv)

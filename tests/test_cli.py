@@ -117,6 +117,15 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
     # the shipped model by name
     assert main(["segment", str(img), "--model", "default", "--out", str(out), "--quiet"]) == 0
+    assert model.architecture()["name"] == "UNet"  # the default network
+    # the study's dilated network on request
+    study = tmp_path / "study.pt"
+    argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(study)]
+    extra = ["--architecture", "dilated", "--dilations", "1,2,4", "--width", "8"]
+    assert main([*argv, *extra, "--iterations", "3", "--quiet"]) == 0
+    arch = load_model(study).architecture()
+    assert arch["name"] == "DilatedNet" and arch["dilations"] == [1, 2, 4]
+    assert main([*argv, "--levels", "9", "--quiet"]) == 2
 
 
 def test_train_rejects_mismatched_label_stacks(tmp_path):

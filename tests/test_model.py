@@ -13,12 +13,15 @@ import threading
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from napari_calcite_afm.io import AFMFileError, CalciteAFMError
 from napari_calcite_afm.model import (
     MODEL_FORMAT,
     DilatedNet,
     SegmentationModel,
+    UNet,
+    build_network,
     default_model_path,
     fill_nan_nearest,
     load_default_model,
@@ -85,9 +88,11 @@ def trained(toy):
     return train_model(images, labels, TrainConfig(**FAST, seed=3))
 
 
-def random_model(n_classes=2, width=8, dilations=(1, 2, 4), seed=0) -> SegmentationModel:
+def random_model(
+    n_classes=2, width=8, dilations=(1, 2, 4), seed=0, unet=False
+) -> SegmentationModel:
     torch.manual_seed(seed)
-    net = DilatedNet(n_classes, width, dilations)
+    net = UNet(n_classes, width, dilations) if unet else DilatedNet(n_classes, width, dilations)
     # non-trivial batch-norm statistics, so that eval mode differs from identity
     with torch.no_grad():
         for m in net.modules():
@@ -158,6 +163,58 @@ def test_fill_nan_nearest():
     assert filled[0, 0] == 1 and filled[0, 2] == 3 and filled[1, 0] == 1
     same, none = fill_nan_nearest(np.ones((2, 2)))
     assert none is None and same.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (9, 130)])
+def test_unet_any_size_fused_and_round_trip(shape, tmp_path):
+    model = random_model(3, width=4, dilations=(1, 2), unet=True, seed=4)
+    assert model.halo == 6 * 7 + 8 * 3 and model.receptive_field == 2 * model.halo + 1
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        ref = model.net.eval()(x)
+        fused = model.inference_module("cpu")(x)
+    assert ref.shape == (2, 3, *shape)
+    torch.testing.assert_close(fused, ref, atol=1e-4, rtol=1e-4)
+    back = load_model(model.save(tmp_path / "u.pt"))
+    assert isinstance(back.net, UNet) and back.architecture() == model.architecture()
+    assert back.architecture()["levels"] == 3
+    frame = np.random.default_rng(1).normal(0, 1, shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        predict_frame(back, frame, levelled=True)[0], predict_frame(model, frame, levelled=True)[0]
+    )
+
+
+def test_unet_tiles_close_to_whole_frame():
+    """The pooling grid moves with a tile, so tiles match closely but not exactly."""
+    model = random_model(width=4, dilations=(1, 2), unet=True, seed=5)
+    rng = np.random.default_rng(3)
+    frame = ndimage.gaussian_filter(rng.normal(0, 3, (200, 333)), 4).astype(np.float32)
+    whole_l, whole_p = predict_frame(model, frame, levelled=True)
+    tiled_l, tiled_p = predict_frame(model, frame, tile=160, overlap=model.halo, levelled=True)
+    assert (tiled_l == whole_l).mean() > 0.97
+    assert np.abs(tiled_p - whole_p).mean() < 0.02
+
+
+def test_network_arguments_checked():
+    with pytest.raises(CalciteAFMError, match="levels"):
+        UNet(2, 8, (1, 2), levels=0)
+    with pytest.raises(CalciteAFMError, match="dilations"):
+        UNet(2, 8, (0,))
+    with pytest.raises(CalciteAFMError, match="architecture"):
+        build_network("resnet")
+    assert isinstance(build_network("dilated", 2, 8, (1, 2)), DilatedNet)
+
+
+def test_unknown_architecture_in_file_is_a_clear_error(tmp_path):
+    model = random_model()
+    path = model.save(tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["metadata"])
+    meta["architecture"]["name"] = "TransformerNet"
+    payload["metadata"] = json.dumps(meta)
+    torch.save(payload, path)
+    with pytest.raises(AFMFileError, match="unknown network architecture 'TransformerNet'"):
+        load_model(path)
 
 
 @pytest.mark.parametrize("dilations", [(1, 2, 4), (1, 2, 4, 8)])
@@ -328,7 +385,19 @@ def test_train_config_round_trip():
         TrainConfig(n_classes=4)
     with pytest.raises(CalciteAFMError):
         TrainConfig(optimizer="rmsprop")
-    assert TrainConfig.study_reference().optimizer == "sgd"
+    study = TrainConfig.study_reference()
+    assert study.optimizer == "sgd" and study.architecture == "dilated"
+    assert study.width == 32 and study.dilations == (1, 2, 4)
+    default = TrainConfig()
+    assert default.architecture == "unet" and default.width == 8 and default.dilations == (1, 2)
+    assert default.class_weighting is False and TrainConfig(n_classes=3).class_weighting is True
+    assert TrainConfig(class_weighting=True).class_weighting is True and study.class_weighting
+    wide = TrainConfig(architecture="dilated")
+    assert wide.width == 16 and wide.dilations == (1, 2, 4, 8, 16)
+    with pytest.raises(TrainError, match="architecture"):
+        TrainConfig(architecture="resnet")
+    with pytest.raises(TrainError, match="levels"):
+        TrainConfig(levels=7)
 
 
 def test_labels_helpers():

@@ -269,6 +269,13 @@ def test_train_progress_plot_stop_and_save(make_napari_viewer, qtbot, series, tm
     path = widget.save_model(tmp_path / "model.pt")
     model = load_model(path)
     assert model.n_classes == 2 and model.width == 8
+    assert model.architecture()["name"] == "UNet"  # the default network
+    # the network menu: the study's dilated CNN, with its usual 32 filters
+    widget.dilations.setCurrentIndex(widget.dilations.findData("study"))
+    cfg = widget.config()
+    assert cfg.architecture == "dilated" and cfg.dilations == (1, 2, 4) and cfg.width == 32
+    widget.dilations.setCurrentIndex(widget.dilations.findData("unet"))
+    assert widget.config().architecture == "unet" and widget.width.value() == 8
 
     # Stop ends a long training cleanly and keeps the best model
     widget.iterations.setValue(100_000)

@@ -192,14 +192,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_images, val_labels, _ = _read_pairs(
             args.val_images or [], args.val_labels or [], "validation "
         )
-    if args.iterations < 1:
+    if args.iterations is not None and args.iterations < 1:
         raise _UsageError("calcite-afm: error: --iterations must be >= 1")
+    if args.width is not None and args.width < 1:
+        raise _UsageError("calcite-afm: error: --width must be >= 1")
+    if not 1 <= args.levels <= 5:
+        raise _UsageError("calcite-afm: error: --levels must be 1 to 5")
+    extra = {} if args.iterations is None else {"iterations": args.iterations}
     config = TrainConfig(
-        iterations=args.iterations,
+        **extra,
         n_classes=args.classes,
+        architecture=args.architecture,
         width=args.width,
+        levels=args.levels,
         seed=args.seed,
-        dilations=tuple(_parse_lags(args.dilations)),
+        dilations=None if args.dilations is None else tuple(_parse_lags(args.dilations)),
         checkpoint_path=str(args.out),
     )
     result = train_model(
@@ -356,23 +363,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pixel-size", type=float, default=11.7, help="pixel size in nm (11.7)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("train", help="train the dilated CNN on image and label stacks")
+    p = sub.add_parser("train", help="train the segmentation network on image and label stacks")
     p.add_argument("--images", nargs="+", required=True, help="raw height stacks (any format)")
     p.add_argument(
         "--labels", nargs="+", required=True, help="uint8 label stacks (0 unlabelled, 1, 2, 3)"
     )
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    p.add_argument("--iterations", type=int, default=1500, help="training iterations (1500)")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="training iterations (default: TrainConfig's, see docs/segmentation.md)",
+    )
     p.add_argument("--classes", type=int, choices=[2, 3], default=2, help="2 or 3 classes (2)")
     p.add_argument("--val-images", nargs="+", help="validation image stacks")
     p.add_argument("--val-labels", nargs="+", help="validation label stacks")
-    p.add_argument("--width", type=int, default=16, help="filters per layer (16)")
+    p.add_argument(
+        "--architecture",
+        choices=["unet", "dilated"],
+        default="unet",
+        help="network: 'unet' (U-Net with a dilated bottleneck, the default) or 'dilated' "
+        "(the study's dilated CNN)",
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="filters per layer of the dilated CNN (16), or of the U-Net's first stage (8)",
+    )
     p.add_argument(
         "--dilations",
-        default="1,2,4,8,16",
-        help="dilations of the 3 x 3 layers (1,2,4,8,16; the study's design is 1,2,4 with "
-        "--width 32)",
+        default=None,
+        help="dilations of the dilated CNN's 3 x 3 layers (1,2,4,8,16; the study's design "
+        "is 1,2,4 with --width 32), or of the U-Net's bottleneck (1,2)",
     )
+    p.add_argument("--levels", type=int, default=3, help="downsamplings of the U-Net (3; 1 to 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)

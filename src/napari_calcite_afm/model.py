@@ -1,6 +1,6 @@
-"""The study's dilated convolutional network, with its input normalisation.
+"""The segmentation networks, with their input normalisation.
 
-The network (Siena et al. 2021; the Matlab example "Semantic Segmentation Using
+The study's network (Siena et al. 2021; the Matlab example "Semantic Segmentation Using
 Dilated Convolutions" whose 13 layers the poster's match) is::
 
     image input (normalisation)
@@ -13,10 +13,15 @@ with 'same' padding (padding = dilation), so the output has the size of the inpu
 any input size. :class:`DilatedNet` is the torch module (it returns the class *scores*;
 the softmax is applied by :mod:`~napari_calcite_afm.predict`, the cross-entropy by
 :mod:`~napari_calcite_afm.train`). Width and dilations are arguments: ``DilatedNet()``
-is the study's design (32 filters, dilations ``(1, 2, 4)``, receptive field 15 pixels);
-the training default (:class:`~napari_calcite_afm.train.TrainConfig`) and the shipped
-model use 16 filters and dilations ``(1, 2, 4, 8, 16)`` (receptive field 63 pixels,
-faster on a CPU), see ``benchmarks/results/segmentation.md``.
+is the study's design (32 filters, dilations ``(1, 2, 4)``, receptive field 15 pixels).
+
+Its receptive field is small next to a multilayer pit, and the science notes offer "a
+coarser input scale" beside the study's design. :class:`UNet` takes that option: a small
+encoder-decoder (three 2x downsamplings, skip connections) whose bottleneck is a stack of
+dilated convolutions, about 130 pixels of context with sharp boundaries. It is the
+training default (:class:`~napari_calcite_afm.train.TrainConfig`) and the shipped
+models' network: on the segmentation benchmark it is well ahead of the study's network
+and of a random forest, at a similar cost per frame (``benchmarks/results/segmentation.md``).
 
 The "image input" layer is :class:`SegmentationModel`'s job. Heights in nm are levelled
 with the :class:`~napari_calcite_afm.level.LevelSettings` stored in the model (by
@@ -71,8 +76,11 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "INPUT_TRANSFORMS",
     "MODEL_LEVEL_DEFAULTS",
+    "ARCHITECTURES",
     "DilatedNet",
     "SegmentationModel",
+    "UNet",
+    "build_network",
     "class_names",
     "default_model_path",
     "fill_nan_nearest",
@@ -219,27 +227,198 @@ class DilatedNet(nn.Module):
             Same outputs as the module in eval mode (to float rounding), about 30 %
             faster on a CPU. Not trainable.
         """
-        from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-        mods = list(self.features)
-        out: list[nn.Module] = []
-        i = 0
-        while i < len(mods):
-            if (
-                isinstance(mods[i], nn.Conv2d)
-                and i + 1 < len(mods)
-                and isinstance(mods[i + 1], nn.BatchNorm2d)
-            ):
-                out.append(fuse_conv_bn_eval(copy.deepcopy(mods[i]).eval(), mods[i + 1].eval()))
-                i += 2
-            else:
-                out.append(copy.deepcopy(mods[i]))
-                i += 1
-        out.append(copy.deepcopy(self.classifier))
-        seq = nn.Sequential(*out).eval()
+        seq = _fold_batch_norms(nn.Sequential(*self.features, self.classifier)).eval()
         for p in seq.parameters():
             p.requires_grad_(False)
         return seq
+
+
+def _conv_block(c_in: int, c_out: int, dilation: int = 1) -> list[nn.Module]:
+    """3x3 convolution (padding = dilation), batch norm, ReLU."""
+    return [
+        nn.Conv2d(c_in, c_out, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def _fold_batch_norms(seq: nn.Sequential) -> nn.Sequential:
+    """A copy of ``seq`` with each (Conv2d, BatchNorm2d) pair folded into one Conv2d."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    mods = list(seq)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        if (
+            isinstance(mods[i], nn.Conv2d)
+            and i + 1 < len(mods)
+            and isinstance(mods[i + 1], nn.BatchNorm2d)
+        ):
+            out.append(fuse_conv_bn_eval(copy.deepcopy(mods[i]).eval(), mods[i + 1].eval()))
+            i += 2
+        else:
+            out.append(copy.deepcopy(mods[i]))
+            i += 1
+    return nn.Sequential(*out)
+
+
+class UNet(nn.Module):
+    """A small U-Net whose bottleneck is a stack of dilated convolutions.
+
+    The study's network sees 15 pixels (63 with dilations up to 16): less than the wall of
+    one multilayer pit. The science notes offer "a coarser input scale" beside the
+    study's exact design; this network takes that option all the way. An encoder of
+    ``levels`` stages (two conv 3x3 + batch norm + ReLU blocks, then 2x2 max pooling;
+    ``width * 2**i`` filters at stage ``i``) brings the frame to 1/8 of its size, where
+    dilated convolutions (``dilations``, the study's idea) see a hundred pixels or more;
+    a decoder brings the result back up, each stage joined with the encoder's features
+    of the same scale (skip connections), so the boundaries stay sharp to the pixel.
+    A final 1x1 convolution gives the class scores, as in the study's network.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of output classes (2 or 3).
+    width : int
+        Filters of the first stage (doubled at each stage down).
+    dilations : sequence of int
+        Dilations of the bottleneck's 3x3 convolutions.
+    levels : int
+        Number of 2x downsamplings (1 to 5).
+
+    Notes
+    -----
+    Any input size works: frames are padded (edge values) to a multiple of
+    ``2**levels`` pixels and the output is cropped back. ``halo`` is an estimate of the
+    receptive-field radius; tiled prediction with at least that overlap matches
+    whole-frame prediction closely but, because the pooling grid moves with the tile, not
+    bit for bit.
+
+    Examples
+    --------
+    >>> net = UNet(n_classes=2, width=4, levels=2).eval()
+    >>> net(torch.zeros(1, 1, 30, 41)).shape
+    torch.Size([1, 2, 30, 41])
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 2,
+        width: int = 8,
+        dilations: Sequence[int] = (1, 2),
+        levels: int = 3,
+    ) -> None:
+        super().__init__()
+        dilations = tuple(int(d) for d in dilations)
+        if not dilations or any(d < 1 for d in dilations):
+            raise CalciteAFMError(f"dilations must be positive integers, got {dilations!r}")
+        if int(width) < 1:
+            raise CalciteAFMError(f"width must be a positive integer, got {width!r}")
+        if not 1 <= int(levels) <= 5:
+            raise CalciteAFMError(f"levels must be 1 to 5, got {levels!r}")
+        self.n_classes = int(n_classes)
+        self.width = int(width)
+        self.dilations = dilations
+        self.levels = int(levels)
+        widths = [self.width * 2**i for i in range(self.levels + 1)]
+        self.encoder = nn.ModuleList()
+        c = 1
+        for w in widths[:-1]:
+            self.encoder.append(nn.Sequential(*_conv_block(c, w), *_conv_block(w, w)))
+            c = w
+        bottom: list[nn.Module] = []
+        for d in dilations:
+            bottom += _conv_block(c, widths[-1], d)
+            c = widths[-1]
+        self.bottleneck = nn.Sequential(*bottom)
+        self.decoder = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.decoder.append(nn.Sequential(*_conv_block(c + w, w), *_conv_block(w, w)))
+            c = w
+        self.classifier = nn.Conv2d(c, self.n_classes, 1)
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling factor (``2**levels``)."""
+        return 2**self.levels
+
+    @property
+    def halo(self) -> int:
+        """Receptive-field radius in pixels (an estimate, see the class notes)."""
+        return 6 * (self.stride - 1) + self.stride * sum(self.dilations)
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in pixels (``2 * halo + 1``)."""
+        return 2 * self.halo + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = x.shape[-2:]
+        pr, pc = (-rows) % self.stride, (-cols) % self.stride
+        if pr or pc:
+            x = nn.functional.pad(x, (0, pc, 0, pr), mode="replicate")
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+            x = nn.functional.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for stage, skip in zip(self.decoder, reversed(skips)):
+            x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear")
+            x = stage(torch.cat([x, skip], dim=1))
+        return self.classifier(x)[..., :rows, :cols]
+
+    def fused(self) -> UNet:
+        """An inference copy with each batch norm folded into its convolution."""
+        out = copy.deepcopy(self).eval()
+        out.encoder = nn.ModuleList(_fold_batch_norms(m) for m in self.encoder)
+        out.bottleneck = _fold_batch_norms(self.bottleneck)
+        out.decoder = nn.ModuleList(_fold_batch_norms(m) for m in self.decoder)
+        for p in out.parameters():
+            p.requires_grad_(False)
+        return out.eval()
+
+
+#: Network classes by the name stored in model files.
+ARCHITECTURES: dict[str, type[nn.Module]] = {"DilatedNet": DilatedNet, "UNet": UNet}
+
+
+def build_network(
+    architecture: str,
+    n_classes: int = 2,
+    width: int | None = None,
+    dilations: Sequence[int] | None = None,
+    levels: int = 3,
+) -> nn.Module:
+    """A fresh network by architecture name.
+
+    Parameters
+    ----------
+    architecture : {"unet", "dilated"} or a stored name ("UNet", "DilatedNet")
+        ``"dilated"``: the study's :class:`DilatedNet`; ``"unet"``: :class:`UNet`.
+    n_classes : int
+        2 or 3.
+    width, dilations : optional
+        As in the network classes (None: each class's default).
+    levels : int
+        Downsamplings of :class:`UNet` (ignored by :class:`DilatedNet`).
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    name = {"unet": "UNet", "dilated": "DilatedNet"}.get(architecture, architecture)
+    if name not in ARCHITECTURES:
+        raise CalciteAFMError(f"unknown architecture {architecture!r}; use 'unet' or 'dilated'")
+    kw: dict[str, Any] = {"n_classes": n_classes}
+    if width is not None:
+        kw["width"] = width
+    if dilations is not None:
+        kw["dilations"] = tuple(dilations)
+    if name == "UNet":
+        kw["levels"] = levels
+    return ARCHITECTURES[name](**kw)
 
 
 def fill_nan_nearest(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -272,14 +451,15 @@ def fill_nan_nearest(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 class SegmentationModel:
     """A trained segmentation network with everything needed to apply it.
 
-    Bundles the :class:`DilatedNet`, the input normalisation (levelling settings and the
-    fixed nm scaling), class names and colours, and the training record. Save it with
+    Bundles the network (:class:`UNet` or :class:`DilatedNet`), the input normalisation
+    (levelling settings and the fixed nm scaling), class names and colours, and the
+    training record. Save it with
     :meth:`save`, read it back with :func:`load_model`; segment with
     :func:`napari_calcite_afm.predict.predict_frame` / ``predict_stack``.
 
     Parameters
     ----------
-    net : DilatedNet
+    net : UNet or DilatedNet
         The network (its ``n_classes``, ``width`` and ``dilations`` are the model's).
     level : LevelSettings, dict or None
         How raw heights are levelled before the network (None:
@@ -300,7 +480,7 @@ class SegmentationModel:
 
     def __init__(
         self,
-        net: DilatedNet,
+        net: nn.Module,
         *,
         level: LevelSettings | dict | None = None,
         center_nm: float = 0.0,
@@ -478,19 +658,26 @@ class SegmentationModel:
         return module
 
     # -- persistence -----------------------------------------------------------------
+    def architecture(self) -> dict:
+        """The network's class name and arguments (JSON-serialisable)."""
+        arch = {
+            "name": type(self.net).__name__,
+            "n_classes": self.n_classes,
+            "width": self.width,
+            "dilations": list(self.dilations),
+            "receptive_field_px": self.receptive_field,
+        }
+        if isinstance(self.net, UNet):
+            arch["levels"] = self.net.levels
+        return arch
+
     def metadata(self) -> dict:
         """JSON-serialisable description of the model (everything except the weights)."""
         return {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "package_version": self.package_version,
-            "architecture": {
-                "name": "DilatedNet",
-                "n_classes": self.n_classes,
-                "width": self.width,
-                "dilations": list(self.dilations),
-                "receptive_field_px": self.receptive_field,
-            },
+            "architecture": self.architecture(),
             "class_names": {str(k): v for k, v in self.class_names.items()},
             "class_colors": {str(k): list(v) for k, v in self.class_colors.items()},
             "label_mapping": "network output k is label k + 1; label 0 = unlabelled / NaN",
@@ -654,10 +841,17 @@ def load_model(path: str | os.PathLike, *, device: str | None = None) -> Segment
     try:
         meta = json.loads(payload["metadata"])
         arch = meta["architecture"]
-        net = DilatedNet(
+        name = str(arch.get("name", "DilatedNet"))
+        if name not in ARCHITECTURES:
+            raise AFMFileError(
+                path, f"unknown network architecture {name!r} (a newer napari-calcite-afm?)"
+            )
+        net = build_network(
+            name,
             n_classes=int(arch["n_classes"]),
             width=int(arch["width"]),
             dilations=tuple(int(d) for d in arch["dilations"]),
+            levels=int(arch.get("levels", 3)),
         )
         norm = meta["normalisation"]
         state = payload["state_dict"]

@@ -3,9 +3,10 @@
 Each frame is levelled and normalised as a whole (exactly as in training), then run
 through the network either whole or in tiles. Tiles overlap by ``overlap`` pixels on
 each side and only their centres are kept: with ``overlap >= model.halo`` (the
-receptive-field radius, 7 pixels for the study's network) tiled and whole-frame
-predictions agree everywhere up to float rounding, because a kept pixel never sees a
-tile edge that is not also a frame edge. Inference runs under ``torch.inference_mode``
+receptive-field radius, 7 pixels for the study's network) the dilated network's tiled
+and whole-frame predictions agree everywhere up to float rounding, because a kept pixel
+never sees a tile edge that is not also a frame edge. The U-Net's agree closely but not
+bit for bit (its pooling grid moves with the tile). Inference runs under ``torch.inference_mode``
 with batch norms folded into the convolutions and channels-last memory on the CPU.
 
 Outputs: labels ``uint8`` with values 1..n_classes (0 where the input is NaN) and
@@ -155,7 +156,8 @@ def predict_frame(
         frame, or 512-pixel tiles for frames above 1024 x 1024 pixels.
     overlap : int or None
         Pixels discarded on each inner side of a tile. None: ``max(32, model.halo)``.
-        With ``overlap >= model.halo`` the result equals whole-frame prediction.
+        With ``overlap >= model.halo`` the result equals whole-frame prediction (the
+        U-Net's to within its pooling grid, see the module notes).
     device : str, torch.device or None
         None / ``"auto"``: the GPU if present, else the CPU.
     levelled : bool

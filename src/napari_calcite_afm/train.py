@@ -52,8 +52,8 @@ from .io import CalciteAFMError
 from .level import LevelSettings, level_frame
 from .model import (
     MODEL_LEVEL_DEFAULTS,
-    DilatedNet,
     SegmentationModel,
+    build_network,
     resolve_device,
 )
 from .predict import confusion_matrix, mean_class_accuracy, pixel_accuracy
@@ -72,7 +72,7 @@ ProgressFn = Callable[[dict], None]
 StopFlag = Callable[[], bool] | threading.Event
 
 
-#: Dilations of the recommended network (receptive field 63 px); the study's are (1, 2, 4).
+#: Dilations of the dilated CNN when none are given (63 px); the study's are (1, 2, 4).
 RECOMMENDED_DILATIONS: tuple[int, ...] = (1, 2, 4, 8, 16)
 
 
@@ -81,6 +81,7 @@ class TrainError(CalciteAFMError):
 
 
 _OPTIMIZERS = ("adamw", "sgd")
+_ARCHITECTURES = ("unet", "dilated")
 _SCHEDULES = ("onecycle", "cosine", "constant")
 
 
@@ -96,8 +97,8 @@ class TrainConfig:
         Patches per step.
     patch_size : int
         Side of the square training patches, pixels (frames smaller than this are
-        padded with unlabelled pixels). Must exceed twice the receptive-field radius
-        for ``context_margin`` (31 px for the recommended dilations).
+        padded with unlabelled pixels). With ``context_margin`` it must exceed twice the
+        receptive-field radius (31 px for the dilated CNN with dilations up to 16).
     lr : float
         Peak learning rate.
     weight_decay : float
@@ -108,14 +109,22 @@ class TrainConfig:
         Learning-rate schedule over ``iterations``.
     n_classes : int
         2 (multilayer pit / terrace; label 3 is merged into 2) or 3.
-    width : int
-        Filters per convolution (the study's Matlab reference: 32).
-    dilations : tuple of int
-        Dilations of the 3x3 convolutions. ``(1, 2, 4)`` is the study's network
-        (receptive field 15 px); the default ``(1, 2, 4, 8, 16)`` sees 63 px, which the
-        benchmark showed segments the wide, terraced walls of multilayer pits better.
-        With 16 filters it also runs faster than the study's 32-filter network (about
-        35 ms per 512 x 512 frame on 2 CPU cores, against about 90 ms).
+    architecture : {"unet", "dilated"}
+        ``"unet"`` (default): :class:`~napari_calcite_afm.model.UNet`, a small U-Net
+        with a dilated bottleneck, which sees the whole of a pit's terraced wall (about
+        130 px) and keeps boundaries sharp; the segmentation benchmark puts it well
+        ahead of the study's network and of the random forest. ``"dilated"``: the
+        study's :class:`~napari_calcite_afm.model.DilatedNet`.
+    width : int or None
+        Filters per convolution of the dilated network (the study's Matlab reference:
+        32), or of the U-Net's first stage. None: 8 for the U-Net, 16 for the dilated
+        network.
+    dilations : tuple of int or None
+        Dilations of the 3x3 convolutions: of every layer of the dilated network
+        (``(1, 2, 4)`` is the study's, receptive field 15 px; None gives
+        ``(1, 2, 4, 8, 16)``, 63 px), or of the U-Net's bottleneck (None: ``(1, 2)``).
+    levels : int
+        Downsamplings of the U-Net (ignored by the dilated network).
     seed : int
         Seed of the weights, the split and the patch sampling.
     val_fraction : float
@@ -131,16 +140,23 @@ class TrainConfig:
         ``asinh((z - center_nm) / scale_nm)`` with ``scale_nm`` the MAD-based spread
         (linear over monolayer steps, logarithmic over deep pits), or the linear
         ``(z - center_nm) / scale_nm`` with ``scale_nm`` half the 1-99 % spread.
-    class_weighting : bool
+    class_weighting : bool or None
         Weight the loss by median-frequency class balancing (weight of class c =
-        median class frequency / frequency of c, capped at 20).
+        median class frequency / frequency of c, capped at 20), as the study did. None
+        (default): on for three classes, off for two. With two classes the U-Net's pixel
+        accuracy and pit IoU are higher without it (weights push ambiguous pit rims into
+        the pit class) and its mean class accuracy is no lower; with three, the rare
+        monolayer-pit class is hardly learnt without it. :meth:`study_reference` turns
+        it on.
     augment : bool
         Random flips and 90 degree rotations of the patches.
     context_margin : bool
         Compute the loss only on patch pixels whose whole receptive field lies inside
         the patch (or inside the frame, at frame edges), as at whole-frame inference.
         Costs compute (the margin is the receptive-field radius, e.g. 31 px for dilations
-        up to 16) but trains what inference uses.
+        up to 16) but trains what inference uses. Off by default: the U-Net's field
+        (about 130 px) would leave little of a patch, and it learns well from the whole
+        patch; :meth:`study_reference` turns it on.
     eval_every : int
         Iterations between validations (and progress reports with accuracies).
     max_val_pixels : int
@@ -157,23 +173,25 @@ class TrainConfig:
         process). Restored afterwards.
     """
 
-    iterations: int = 1500
+    iterations: int = 800
     batch_size: int = 8
-    patch_size: int = 128
+    patch_size: int = 192
     lr: float = 3e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     n_classes: int = 2
-    width: int = 16
-    dilations: tuple[int, ...] = RECOMMENDED_DILATIONS
+    architecture: str = "unet"
+    width: int | None = None
+    dilations: tuple[int, ...] | None = None
+    levels: int = 3
     seed: int = 0
     val_fraction: float = 0.15
     level: dict | None = None
     input_transform: str = "asinh"
-    class_weighting: bool = True
+    class_weighting: bool | None = None
     augment: bool = True
-    context_margin: bool = True
+    context_margin: bool = False
     eval_every: int = 100
     max_val_pixels: int = 1_500_000
     device: str = "auto"
@@ -188,8 +206,23 @@ class TrainConfig:
                 raise TrainError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
             setattr(self, name, int(v))
 
-        for name in ("iterations", "batch_size", "patch_size", "width", "eval_every"):
+        if self.architecture not in _ARCHITECTURES:
+            raise TrainError(
+                f"TrainConfig.architecture must be one of {', '.join(_ARCHITECTURES)}, "
+                f"got {self.architecture!r}"
+            )
+        if self.class_weighting is None:
+            self.class_weighting = self.n_classes == 3
+        self.class_weighting = bool(self.class_weighting)
+        unet = self.architecture == "unet"
+        if self.width is None:
+            self.width = 8 if unet else 16
+        if self.dilations is None:
+            self.dilations = (1, 2) if unet else RECOMMENDED_DILATIONS
+        for name in ("iterations", "batch_size", "patch_size", "width", "eval_every", "levels"):
             positive_int(name)
+        if not 1 <= self.levels <= 5:
+            raise TrainError(f"TrainConfig.levels must be 1 to 5, got {self.levels!r}")
         positive_int("max_val_pixels")
         if self.n_classes not in (2, 3):
             raise TrainError(f"TrainConfig.n_classes must be 2 or 3, got {self.n_classes!r}")
@@ -255,11 +288,25 @@ class TrainConfig:
 
     @classmethod
     def study_reference(cls, **overrides) -> TrainConfig:
-        """The study's optimiser: SGD, momentum 0.9, lr 1e-3, L2 1e-4, constant rate.
+        """The study's design: its dilated network (32 filters, dilations 1, 2, 4) and
+        its optimiser (SGD, momentum 0.9, lr 1e-3, L2 1e-4, constant rate).
 
-        (The study's batches were 64 whole images; here ``batch_size`` patches.)
+        (The study's batches were 64 whole images; here ``batch_size`` patches of
+        ``patch_size`` pixels, with the loss on the pixels whose receptive field lies
+        inside the patch.)
         """
-        base = {"optimizer": "sgd", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "constant"}
+        base = {
+            "architecture": "dilated",
+            "width": 32,
+            "dilations": (1, 2, 4),
+            "patch_size": 128,
+            "context_margin": True,
+            "class_weighting": True,
+            "optimizer": "sgd",
+            "lr": 1e-3,
+            "weight_decay": 1e-4,
+            "schedule": "constant",
+        }
         base.update(overrides)
         return cls(**base)
 
@@ -649,7 +696,7 @@ def train_model(
         torch.set_num_threads(cfg.threads or available_cpus())
     try:
         torch.manual_seed(cfg.seed)
-        net = DilatedNet(nc, cfg.width, cfg.dilations)
+        net = build_network(cfg.architecture, nc, cfg.width, cfg.dilations, cfg.levels)
         model = SegmentationModel(
             net,
             level=level,
@@ -681,7 +728,7 @@ def train_model(
 def _fit(
     cfg: TrainConfig,
     model: SegmentationModel,
-    net: DilatedNet,
+    net: nn.Module,
     frames: list[_Frame],
     frame_p: np.ndarray,
     val_frames: list[_Frame],

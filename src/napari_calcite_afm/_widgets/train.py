@@ -44,9 +44,11 @@ from .labels import cache_dir
 
 __all__ = ["TrainWidget", "training_pairs"]
 
-DILATIONS = {
-    "study": ((1, 2, 4), "study: dilations 1, 2, 4 (15 px context)"),
-    "wide": ((1, 2, 4, 8, 16), "wide: dilations 1 … 16 (63 px context)"),
+#: Network choices: key -> (architecture, dilations, filters, text).
+NETWORKS = {
+    "unet": ("unet", (1, 2), 8, "U-Net, dilated bottleneck (about 130 px context)"),
+    "study": ("dilated", (1, 2, 4), 32, "study: dilated CNN 1, 2, 4 (15 px context)"),
+    "wide": ("dilated", (1, 2, 4, 8, 16), 16, "wide: dilated CNN 1 … 16 (63 px context)"),
 }
 
 
@@ -98,18 +100,28 @@ class TrainWidget(QWidget):
         self.iterations.setRange(10, 100_000)
         self.iterations.setSingleStep(50)
         self.iterations.setValue(300)
-        self.iterations.setToolTip("optimiser steps (batches of 16 patches of 64 x 64 px)")
+        self.iterations.setToolTip("optimiser steps (each a batch of training patches)")
         self.n_classes = QComboBox()
         self.n_classes.addItem("2: multilayer pit, terrace", 2)
         self.n_classes.addItem("3: + monolayer pit", 3)
         self.n_classes.setToolTip("with 2 classes, monolayer-pit labels (3) count as terrace")
         self.width = QSpinBox()
         self.width.setRange(4, 128)
-        self.width.setValue(32)
-        self.width.setToolTip("filters per convolution (32 in the study)")
+        self.width.setValue(NETWORKS["unet"][2])
+        self.width.setToolTip(
+            "filters per convolution of the dilated CNN (32 in the study), or of the "
+            "U-Net's first stage (8)"
+        )
         self.dilations = QComboBox()
-        for key, (_, text) in DILATIONS.items():
+        for key, (*_, text) in NETWORKS.items():
             self.dilations.addItem(text, key)
+        self.dilations.setToolTip(
+            "the U-Net segments pit boundaries best (docs/segmentation.md); the study's "
+            "dilated CNN is there for comparison"
+        )
+        self.dilations.currentIndexChanged.connect(
+            lambda _: self.width.setValue(NETWORKS[self.dilations.currentData()][2])
+        )
         self.live = QCheckBox("show the live prediction on the current frame")
         self.live.setToolTip(
             "at each validation, segment the frame under the time slider with the model "
@@ -217,8 +229,9 @@ class TrainWidget(QWidget):
         return TrainConfig(
             iterations=iterations,
             n_classes=int(self.n_classes.currentData()),
+            architecture=NETWORKS[self.dilations.currentData()][0],
             width=self.width.value(),
-            dilations=DILATIONS[self.dilations.currentData()][0],
+            dilations=NETWORKS[self.dilations.currentData()][1],
             eval_every=max(5, min(50, iterations // 15)),
             level=levelling or None,
             checkpoint_path=None if checkpoint is None else str(checkpoint),
