@@ -157,6 +157,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
+def _check_width_dilations(width, dilations) -> tuple[int, tuple[int, ...]]:
+    """Validated (width, dilations) of a network."""
+    dilations = tuple(int(d) for d in dilations)
+    if not dilations or any(d < 1 for d in dilations):
+        raise CalciteAFMError(f"dilations must be positive integers, got {dilations!r}")
+    if int(width) < 1:
+        raise CalciteAFMError(f"width must be a positive integer, got {width!r}")
+    return int(width), dilations
+
+
 class DilatedNet(nn.Module):
     """The study's dilated CNN: class scores for every pixel of a height image.
 
@@ -185,11 +195,7 @@ class DilatedNet(nn.Module):
         dilations: Sequence[int] = DEFAULT_DILATIONS,
     ) -> None:
         super().__init__()
-        dilations = tuple(int(d) for d in dilations)
-        if not dilations or any(d < 1 for d in dilations):
-            raise CalciteAFMError(f"dilations must be positive integers, got {dilations!r}")
-        if int(width) < 1:
-            raise CalciteAFMError(f"width must be a positive integer, got {width!r}")
+        width, dilations = _check_width_dilations(width, dilations)
         self.n_classes = int(n_classes)
         self.width = int(width)
         self.dilations = dilations
@@ -310,11 +316,7 @@ class UNet(nn.Module):
         levels: int = 3,
     ) -> None:
         super().__init__()
-        dilations = tuple(int(d) for d in dilations)
-        if not dilations or any(d < 1 for d in dilations):
-            raise CalciteAFMError(f"dilations must be positive integers, got {dilations!r}")
-        if int(width) < 1:
-            raise CalciteAFMError(f"width must be a positive integer, got {width!r}")
+        width, dilations = _check_width_dilations(width, dilations)
         if not 1 <= int(levels) <= 5:
             raise CalciteAFMError(f"levels must be 1 to 5, got {levels!r}")
         self.n_classes = int(n_classes)
