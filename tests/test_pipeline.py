@@ -83,7 +83,7 @@ def test_run_pipeline_writes_everything(series, tmp_path):
     )
     assert res.labels.shape == series.raw.shape and res.labels.dtype == np.uint8
     assert res.probabilities.shape == (3, 2, 96, 96)
-    assert {p["stage"] for p in progress} >= {"level", "segment+fit"}
+    assert {p["stage"] for p in progress} >= {"level", "segment", "fit"}
     for name in ("cleaned.tif", "labels.tif", "probabilities.tif", "table.csv", "summary.json"):
         assert (tmp_path / name).exists(), name
     assert (tmp_path / "figures" / "parameters_vs_time.png").exists()

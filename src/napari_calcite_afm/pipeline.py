@@ -18,7 +18,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from ._util import Cancelled
+from ._util import Cancelled, available_cpus, thread_map
 from ._util import stop_requested as _stopped
 from .io import AFMStack, CalciteAFMError, read_stack, write_tiff
 from .level import LevelSettings, level_stack, register_stack
@@ -214,6 +213,7 @@ def fit_series(
     min_pit_area_px: int = 4,
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
+    workers: int | None = None,
 ) -> tuple[list[dict], list[FrameFit]]:
     """Fit the multimodal Gaussian model to every frame of a labelled stack.
 
@@ -235,6 +235,9 @@ def fit_series(
         Called after each frame with ``dict(stage="fit", frame, n_frames)``.
     stop : callable or threading.Event, optional
         When set, raises :class:`Cancelled` before the next frame.
+    workers : int or None
+        Frames fitted side by side on threads (None: one per available CPU core). The
+        results do not depend on it.
 
     Returns
     -------
@@ -255,16 +258,28 @@ def fit_series(
     times = np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, dtype=float)
     rows: list[dict] = []
     fits: list[FrameFit] = []
-    for i in range(n):
-        if _stopped(stop):
-            raise Cancelled(f"stopped after {i} of {n} frames")
-        rows_i, fit = _fit_one(
-            heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em, min_pit_area_px
-        )
-        rows.extend(rows_i)
-        fits.append(fit)
-        if progress is not None:
-            progress({"stage": "fit", "frame": i, "n_frames": n})
+    n_workers = available_cpus() if workers is None else int(workers)
+    # frames side by side, each fit on one thread (the frames are the parallel work)
+    inner = 1 if n_workers > 1 and n > 1 else None
+
+    def one(i: int):
+        return _fit_one(
+            heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em,
+            min_pit_area_px, workers=inner,
+        )  # fmt: skip
+
+    results = thread_map(one, range(n), n_workers)
+    try:
+        for i in range(n):
+            if _stopped(stop):
+                raise Cancelled(f"stopped after {i} of {n} frames")
+            rows_i, fit = next(results)
+            rows.extend(rows_i)
+            fits.append(fit)
+            if progress is not None:
+                progress({"stage": "fit", "frame": i, "n_frames": n})
+    finally:
+        results.close()
     return rows, fits
 
 
@@ -346,7 +361,7 @@ def run_pipeline(
         Channel to read from a vendor file.
     progress : callable, optional
         Called with ``dict(stage, frame, n_frames, elapsed_s)``; stages are ``read``,
-        ``level``, ``register``, ``segment+fit`` and ``write``.
+        ``level``, ``register``, ``segment``, ``fit`` and ``write``.
     stop : callable or threading.Event, optional
         When set, the run raises :class:`Cancelled` at the next frame.
 
@@ -418,43 +433,34 @@ def run_pipeline(
         if config.keep_probabilities
         else None
     )
-    table: list[dict] = []
-    fits: list[FrameFit] = []
-    t_seg = 0.0
-    t_fit_start = time.perf_counter()
-    fit_args = (times, stack.pixel_size_nm, config.lags, config.axis, n_classes, config.em)
-
-    def fit(i: int):
-        # one thread: the fit already runs beside the segmentation of the next frame
-        return _fit_one(cleaned, labels, i, *fit_args, config.min_pit_area_px, workers=1)
-
-    # The fit of frame i (numpy) runs in a worker thread while the network segments
-    # frame i + 1 (torch): both release the GIL, so the two overlap on two cores.
-    pending = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for i in range(n):
-            if _stopped(stop):
-                raise Cancelled(f"stopped after {i} of {n} frames")
-            t = time.perf_counter()
-            lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
-            labels[i] = lab
-            if probs is not None:
-                probs[i] = p
-            t_seg += time.perf_counter() - t
-            if pending is not None:
-                rows_i, frame_fit = pending.result()
-                table.extend(rows_i)
-                fits.append(frame_fit)
-                report("segment+fit", i - 1, n)
-            pending = pool.submit(fit, i)
-        if pending is not None:
-            rows_i, frame_fit = pending.result()
-            table.extend(rows_i)
-            fits.append(frame_fit)
-            report("segment+fit", n - 1, n)
-    t_fit = time.perf_counter() - t_fit_start - t_seg
-    timings["segment_s"] = t_seg
-    timings["fit_s"] = max(t_fit, 0.0)  # the part of the fitting not hidden behind segmenting
+    # Segment every frame (torch on all cores), then fit the frames side by side (numpy
+    # on all cores): two clean phases run faster than fitting beside the network, where
+    # the two compete for the same cores.
+    t = time.perf_counter()
+    for i in range(n):
+        if _stopped(stop):
+            raise Cancelled(f"stopped after segmenting {i} of {n} frames")
+        lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
+        labels[i] = lab
+        if probs is not None:
+            probs[i] = p
+        report("segment", i, n)
+    timings["segment_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    table, fits = fit_series(
+        cleaned,
+        labels,
+        pixel_size_nm=stack.pixel_size_nm,
+        frame_times_s=times,
+        lags=config.lags,
+        axis=config.axis,
+        n_classes=n_classes,
+        em=config.em,
+        min_pit_area_px=config.min_pit_area_px,
+        progress=lambda d: report("fit", d["frame"], n),
+        stop=stop,
+    )
+    timings["fit_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
     summary = _summary(stack, seg_model, settings, config, table, n_classes, shifts, valid, timings)
