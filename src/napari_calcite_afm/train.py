@@ -112,9 +112,8 @@ class TrainConfig:
     architecture : {"unet", "dilated"}
         ``"unet"`` (default): :class:`~napari_calcite_afm.model.UNet`, a small U-Net
         with a dilated bottleneck, which sees the whole of a pit's terraced wall (about
-        130 px) and keeps boundaries sharp; the segmentation benchmark puts it well
-        ahead of the study's network and of the random forest. ``"dilated"``: the
-        study's :class:`~napari_calcite_afm.model.DilatedNet`.
+        130 px) and keeps boundaries sharp (docs/segmentation.md compares the two).
+        ``"dilated"``: the study's :class:`~napari_calcite_afm.model.DilatedNet`.
     width : int or None
         Filters per convolution of the dilated network (the study's Matlab reference:
         32), or of the U-Net's first stage. None: 8 for the U-Net, 16 for the dilated
