@@ -125,6 +125,17 @@ def test_threads_give_the_same_fit_as_one_thread():
     assert stack[0].ks_height == S.fit_frame(z, labels, (1, 3), workers=1).ks_height
 
 
+def test_concurrent_frames_keep_their_own_scratch_arrays():
+    """fit_frame from several threads at once (as the pipeline runs it) is unaffected."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [model_frame((160, 144), seed=s) for s in (7, 8, 9, 10)]
+    want = [S.fit_frame(z, lab, (1, 3), workers=1).to_dict() for z, lab in frames]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        got = list(ex.map(lambda f: S.fit_frame(*f, (1, 3), workers=1).to_dict(), frames * 3))
+    assert got == want * 3
+
+
 @pytest.mark.parametrize("workers", [0, -1, 1.5])
 def test_bad_workers_raise(workers):
     z, labels = model_frame((64, 64), seed=6)
