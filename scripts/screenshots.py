@@ -129,6 +129,7 @@ def main(argv=None) -> int:
     get_settings().application.gui_notification_level = "error"
 
     from napari_calcite_afm._layers import image_layer_kwargs
+    from napari_calcite_afm._widgets._models import DEFAULT2
     from napari_calcite_afm.data import load_sample
 
     stack, truth = load_sample()
@@ -193,10 +194,12 @@ def main(argv=None) -> int:
     viewer.layers.move(viewer.layers.index(painted), len(viewer.layers))
     shots.save("train")
 
-    # 4. Segment the cleaned movie with the model just trained
+    # 4. Segment the cleaned movie with the shipped model (a few strokes on three frames
+    #    train a preview, not a model to judge the segmentation by)
     preview.visible = painted.visible = False
     segment = shots.show("Segment")
     segment.image.set_layer(cleaned)
+    segment.model.kind.setCurrentIndex(segment.model.kind.findData(DEFAULT2))
     segment.show_uncertainty.setChecked(True)
     segment.segment("all")
     wait_for(lambda: not segment.runner.busy, what="segmentation")
@@ -225,6 +228,7 @@ def main(argv=None) -> int:
     raw.visible = True
     oneclick = shots.show("Segment and fit (one click)")
     oneclick.image.set_layer(raw)
+    oneclick.model.kind.setCurrentIndex(oneclick.model.kind.findData(DEFAULT2))
     oneclick.run()
     wait_for(lambda: not oneclick.runner.busy, what="one-click run")
     raw.visible = False
