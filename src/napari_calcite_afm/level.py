@@ -652,11 +652,13 @@ def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.
             d -= np.nan_to_num(np.nanmedian(d, axis=1, keepdims=True))
         d[~finite] = 0.0
     np.abs(d, out=d)
-    g = ndimage.uniform_filter1d(d, window, axis=1, mode="nearest")
     h = span // 2
-    g = np.pad(g, ((0, 0), (h, span - h)), mode="edge")
+    g = np.empty(z.shape)  # the filtered slopes, edge values repeated to the full width
+    ndimage.uniform_filter1d(d, window, axis=1, mode="nearest", output=g[:, h : cols - span + h])
+    g[:, :h] = g[:, h : h + 1]
+    g[:, cols - span + h :] = g[:, cols - span + h - 1 : cols - span + h]
     g[~np.isfinite(z)] = np.inf
-    thr = factor * float(np.median(g[used]))
+    thr = factor * float(np.median(g if used.all() else g[used]))
     flat = used & (g <= thr)
     enough = flat.sum(axis=1) >= 0.1 * cols
     return np.where(enough[:, None], flat, used)
