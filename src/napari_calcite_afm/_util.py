@@ -7,11 +7,19 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from typing import Any
 
 from .io import CalciteAFMError
 
-__all__ = ["Cancelled", "StopFlag", "available_cpus", "stop_requested", "thread_map"]
+__all__ = [
+    "Cancelled",
+    "StopFlag",
+    "available_cpus",
+    "settings_from_dict",
+    "stop_requested",
+    "thread_map",
+]
 
 #: A stop request: a callable returning True to stop, or a ``threading.Event``.
 StopFlag = Callable[[], bool] | threading.Event
@@ -66,3 +74,20 @@ def thread_map(fn: Callable[[Any], Any], items: Iterable, workers: int | None) -
         finally:
             for f in pending:
                 f.cancel()
+
+
+def settings_from_dict(cls: type, d: dict, error: type[Exception], what: str):
+    """``cls(**d)`` for a settings dataclass, naming unknown keys in an ``error``.
+
+    ``what`` names the kind of setting in the message ("levelling", "training").
+    """
+    if not isinstance(d, dict):
+        raise error(f"{cls.__name__}.from_dict needs a dict, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise error(
+            f"unknown {what} setting(s) {', '.join(map(repr, unknown))}; "
+            f"known settings: {', '.join(sorted(known))}"
+        )
+    return cls(**d)

@@ -36,12 +36,12 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from ._util import Cancelled, thread_map
+from ._util import Cancelled, settings_from_dict, thread_map
 from ._util import stop_requested as _should_stop
 from .io import CalciteAFMError
 
@@ -157,16 +157,7 @@ class LevelSettings:
         LevelError
             If ``d`` holds a key that is not a setting, or a value is invalid.
         """
-        if not isinstance(d, dict):
-            raise LevelError(f"LevelSettings.from_dict needs a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LevelError(
-                f"unknown levelling setting(s) {', '.join(map(repr, unknown))}; "
-                f"known settings: {', '.join(sorted(known))}"
-            )
-        return cls(**d)
+        return settings_from_dict(cls, d, LevelError, "levelling")
 
 
 # --------------------------------------------------------------------------- helpers

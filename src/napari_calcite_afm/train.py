@@ -40,13 +40,13 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._util import available_cpus, thread_map
+from ._util import available_cpus, settings_from_dict, thread_map
 from ._util import stop_requested as _stopped
 from .io import CalciteAFMError
 from .level import LevelSettings, level_frame
@@ -274,16 +274,7 @@ class TrainConfig:
         TrainError
             Unknown key or invalid value.
         """
-        if not isinstance(d, dict):
-            raise TrainError(f"TrainConfig.from_dict needs a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainError(
-                f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
-                f"known settings: {', '.join(sorted(known))}"
-            )
-        return cls(**d)
+        return settings_from_dict(cls, d, TrainError, "training")
 
     @classmethod
     def study_reference(cls, **overrides) -> TrainConfig:
