@@ -118,6 +118,7 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     # the shipped model by name
     assert main(["segment", str(img), "--model", "default", "--out", str(out), "--quiet"]) == 0
     assert model.architecture()["name"] == "UNet"  # the default network
+    assert model.architecture()["multiscale"] is True  # with its multiscale first layer
     # the study's dilated network on request
     study = tmp_path / "study.pt"
     argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(study)]
@@ -126,6 +127,12 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     arch = load_model(study).architecture()
     assert arch["name"] == "DilatedNet" and arch["dilations"] == [1, 2, 4]
     assert main([*argv, "--levels", "9", "--quiet"]) == 2
+    assert main([*argv, *extra, "--multiscale", "--iterations", "1", "--quiet"]) != 0
+    assert "U-Net only" in capsys.readouterr().err
+    bare = tmp_path / "bare.pt"
+    argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(bare)]
+    assert main([*argv, "--no-multiscale", "--iterations", "2", "--width", "4", "--quiet"]) == 0
+    assert load_model(bare).architecture()["multiscale"] is False
 
 
 def test_train_rejects_mismatched_label_stacks(tmp_path):

@@ -205,6 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         architecture=args.architecture,
         width=args.width,
         levels=args.levels,
+        multiscale=args.multiscale,
         seed=args.seed,
         dilations=None if args.dilations is None else tuple(_parse_lags(args.dilations)),
         checkpoint_path=str(args.out),
@@ -398,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
         "is 1,2,4 with --width 32), or of the U-Net's bottleneck (1,2)",
     )
     p.add_argument("--levels", type=int, default=3, help="downsamplings of the U-Net (3; 1 to 5)")
+    p.add_argument(
+        "--multiscale",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="U-Net only: fixed multiscale input features (smoothed heights, roughness, "
+        "slope) as first layer (default: on for the U-Net)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_train)

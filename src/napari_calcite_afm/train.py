@@ -124,6 +124,11 @@ class TrainConfig:
         ``(1, 2, 4, 8, 16)``, 63 px), or of the U-Net's bottleneck (None: ``(1, 2)``).
     levels : int
         Downsamplings of the U-Net (ignored by the dilated network).
+    multiscale : bool or None
+        U-Net only: fixed multiscale input features (smoothed heights, roughness and
+        slope at scales up to 16 px, :class:`~napari_calcite_afm.model.MultiscaleFeatures`)
+        as the network's first layer. None (default): on for the U-Net, off for the
+        dilated network. Computed once per training frame.
     seed : int
         Seed of the weights, the split and the patch sampling.
     val_fraction : float
@@ -184,6 +189,7 @@ class TrainConfig:
     width: int | None = None
     dilations: tuple[int, ...] | None = None
     levels: int = 3
+    multiscale: bool | None = None
     seed: int = 0
     val_fraction: float = 0.15
     level: dict | None = None
@@ -218,6 +224,11 @@ class TrainConfig:
             self.width = 8 if unet else 16
         if self.dilations is None:
             self.dilations = (1, 2) if unet else RECOMMENDED_DILATIONS
+        if self.multiscale is None:
+            self.multiscale = unet
+        self.multiscale = bool(self.multiscale)
+        if self.multiscale and not unet:
+            raise TrainError("TrainConfig.multiscale is available for the U-Net only")
         for name in ("iterations", "batch_size", "patch_size", "width", "eval_every", "levels"):
             positive_int(name)
         if not 1 <= self.levels <= 5:
@@ -430,7 +441,7 @@ def class_weights(labels: Sequence[np.ndarray], n_classes: int, cap: float = 20.
 
 @dataclass
 class _Frame:
-    x: np.ndarray  # normalised input, NaN filled, padded to >= patch size
+    x: np.ndarray  # (channels, rows, cols) network input features, padded to >= patch size
     y: np.ndarray  # int64 targets: label - 1, -1 for unlabelled / NaN
     labelled: np.ndarray  # flat indices of labelled pixels (in the padded frame)
 
@@ -484,15 +495,37 @@ def _normalisation(levelled: list[np.ndarray], transform: str) -> tuple[float, f
     return center, scale
 
 
-def _make_frame(model: SegmentationModel, z: np.ndarray, lab: np.ndarray, patch: int) -> _Frame:
+def _input_features(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    """``(channels, rows, cols)`` input of the network's trainable part for a frame.
+
+    Networks with a fixed first layer (:meth:`UNet.features_of`) get it computed once
+    on the whole frame, so patches near their edges see what whole-frame inference
+    sees; many channels are stored as float16 to halve the memory.
+    """
+    features_of = getattr(net, "features_of", None)
+    if features_of is None:
+        return x[None]
+    f = features_of(torch.from_numpy(np.ascontiguousarray(x))[None, None])[0].numpy()
+    return f if f.shape[0] == 1 else f.astype(np.float16)
+
+
+def _forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class scores from :func:`_input_features` output (float32, on the net's device)."""
+    return getattr(net, "forward_features", net)(x)
+
+
+def _make_frame(
+    model: SegmentationModel, net: nn.Module, z: np.ndarray, lab: np.ndarray, patch: int
+) -> _Frame:
     x, nan_mask = model.normalise(z)
     y = lab.astype(np.int64) - 1
     if nan_mask is not None:
         y[nan_mask] = -1
     rows, cols = x.shape
+    x = _input_features(net, x)
     pr, pc = max(0, patch - rows), max(0, patch - cols)
     if pr or pc:
-        x = np.pad(x, ((0, pr), (0, pc)), mode="constant")
+        x = np.pad(x, ((0, 0), (0, pr), (0, pc)), mode="constant")
         y = np.pad(y, ((0, pr), (0, pc)), mode="constant", constant_values=-1)
     return _Frame(x=x, y=y, labelled=np.flatnonzero(y >= 0))
 
@@ -512,18 +545,18 @@ def _sample_batch(
     are set to -1 (ignored): their receptive field would reach past the patch into zero
     padding that whole-frame inference does not see.
     """
-    xs = np.empty((batch, 1, patch, patch), dtype=np.float32)
+    xs = np.empty((batch, frames[0].x.shape[0], patch, patch), dtype=np.float32)
     ys = np.empty((batch, patch, patch), dtype=np.int64)
     which = rng.choice(len(frames), size=batch, p=weights)
     inner = patch - 2 * margin
     for b, fi in enumerate(which):
         fr = frames[fi]
-        rows, cols = fr.x.shape
+        rows, cols = fr.y.shape
         flat = fr.labelled[rng.integers(fr.labelled.size)]
         r, c = divmod(int(flat), cols)
         r0 = int(np.clip(r - margin - rng.integers(inner), 0, rows - patch))
         c0 = int(np.clip(c - margin - rng.integers(inner), 0, cols - patch))
-        xp = fr.x[r0 : r0 + patch, c0 : c0 + patch]
+        xp = fr.x[:, r0 : r0 + patch, c0 : c0 + patch]
         yp = fr.y[r0 : r0 + patch, c0 : c0 + patch]
         if margin:
             yp = yp.copy()
@@ -538,10 +571,11 @@ def _sample_batch(
         if augment:
             k = int(rng.integers(4))
             flip = bool(rng.integers(2))
-            xp, yp = np.rot90(xp, k), np.rot90(yp, k)
+            # the input features are isotropic: they commute with these transforms
+            xp, yp = np.rot90(xp, k, axes=(1, 2)), np.rot90(yp, k)
             if flip:
-                xp, yp = xp[:, ::-1], yp[:, ::-1]
-        xs[b, 0] = xp
+                xp, yp = xp[:, :, ::-1], yp[:, ::-1]
+        xs[b] = xp
         ys[b] = yp
     return xs, ys
 
@@ -566,24 +600,24 @@ def _evaluate(
         for fr in frames:
             if fr.labelled.size == 0:
                 continue
-            x = torch.from_numpy(fr.x[None, None]).to(device).to(memory_format=cl)
-            pred = net(x).argmax(dim=1)[0].cpu().numpy() + 1
+            x = torch.from_numpy(fr.x[None]).to(device, torch.float32)
+            pred = _forward(net, x.to(memory_format=cl)).argmax(dim=1)[0].cpu().numpy() + 1
             cm += confusion_matrix(fr.y + 1, pred, n_classes)
     net.train(was)
     return pixel_accuracy(cm), mean_class_accuracy(cm)
 
 
 def _cap_val(frames: list[_Frame], max_pixels: int, rng: np.random.Generator) -> list[_Frame]:
-    total = sum(f.x.size for f in frames)
+    total = sum(f.y.size for f in frames)
     if total <= max_pixels:
         return frames
     order = rng.permutation(len(frames))
     out, n = [], 0
     for i in order:
-        if out and n + frames[i].x.size > max_pixels:
+        if out and n + frames[i].y.size > max_pixels:
             continue
         out.append(frames[i])
-        n += frames[i].x.size
+        n += frames[i].y.size
     return out
 
 
@@ -686,7 +720,9 @@ def train_model(
         torch.set_num_threads(cfg.threads or available_cpus())
     try:
         torch.manual_seed(cfg.seed)
-        net = build_network(cfg.architecture, nc, cfg.width, cfg.dilations, cfg.levels)
+        net = build_network(
+            cfg.architecture, nc, cfg.width, cfg.dilations, cfg.levels, cfg.multiscale
+        )
         model = SegmentationModel(
             net,
             level=level,
@@ -695,11 +731,11 @@ def train_model(
             transform=cfg.input_transform,
             train_config=cfg.to_dict(),
         )
-        frames = [_make_frame(model, z, lb, cfg.patch_size) for z, lb in zip(tr_z, tr_lab)]
+        frames = [_make_frame(model, net, z, lb, cfg.patch_size) for z, lb in zip(tr_z, tr_lab)]
         if val_on_train:
             val_frames = frames
         else:
-            val_frames = [_make_frame(model, z, lb, 1) for z, lb in zip(va_z, va_lab)]
+            val_frames = [_make_frame(model, net, z, lb, 1) for z, lb in zip(va_z, va_lab)]
         val_frames = _cap_val(val_frames, cfg.max_val_pixels, np.random.default_rng(cfg.seed + 1))
         n_lab = np.array([f.labelled.size for f in frames], dtype=np.float64)
         # frames drawn in proportion to the square root of their labelled pixels: dense
@@ -841,7 +877,7 @@ def _fit(
         x = torch.from_numpy(xs).to(device).to(memory_format=cl)
         y = torch.from_numpy(ys).to(device)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(_forward(net, x), y)
         loss.backward()
         opt.step()
         if sched is not None:
