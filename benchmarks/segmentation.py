@@ -6,8 +6,9 @@ from :mod:`napari_calcite_afm.synthetic` (raw heights with tilt, bow, scan-line 
 scars and noise; ground-truth labels) and prints, side by side:
 
 * the network with the default :class:`~napari_calcite_afm.train.TrainConfig` (a small
-  U-Net with a dilated bottleneck, AdamW one-cycle), the dilated CNN with dilations up
-  to 16 (the previous default), and the study's exact design and optimiser (dilated CNN
+  U-Net with a dilated bottleneck on fixed multiscale input features, AdamW one-cycle),
+  the same U-Net on bare heights (the previous default), the dilated CNN with dilations
+  up to 16 (the default before), and the study's exact design and optimiser (dilated CNN
   1, 2, 4 with 32 filters; SGD, momentum 0.9, lr 1e-3, L2 1e-4): pixel accuracy, mean
   class accuracy (Matlab's "mean accuracy"), IoU per class, training wall time (and
   iterations) to reach 0.99 test pixel accuracy, and inference time per 512 x 512 frame;
@@ -219,9 +220,10 @@ def run_network(name, cfg, tr_raw, tr_lab, te_z, te_lab, n_classes):
 def describe(cfg: TrainConfig) -> str:
     """Short name of a configuration's network."""
     if cfg.architecture == "unet":
+        first = "multiscale features" if cfg.multiscale else "bare heights"
         return (
-            f"U-Net, {cfg.levels} levels, width {cfg.width}, bottleneck dilations "
-            f"{tuple(cfg.dilations)}"
+            f"U-Net on {first}, {cfg.levels} levels, width {cfg.width}, bottleneck "
+            f"dilations {tuple(cfg.dilations)}"
         )
     return f"dilated CNN, dilations {tuple(cfg.dilations)}, width {cfg.width}"
 
@@ -264,7 +266,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="48 + 12 frames of 256 px, short runs")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (all cores)")
     ap.add_argument(
-        "--skip", default="", help="comma list of rows to skip: wide,sgd,forest,sparse,three"
+        "--skip",
+        default="",
+        help="comma list of rows to skip: bare,wide,sgd,forest,sparse,three",
     )
     ap.add_argument("--out", type=Path, default=RESULTS, help="markdown results file")
     args = ap.parse_args(argv)
@@ -301,8 +305,16 @@ def main(argv=None) -> int:
     rows = []
     log("network (default configuration)")
     rows.append(run_network(f"{describe(base)} (default)", base, tr_raw, tr_lab2, te_z, te_lab2, 2))
+    if "bare" not in skip:
+        log("the U-Net on bare heights (the previous default)")
+        cfg = TrainConfig(**{**base.to_dict(), "multiscale": False})
+        rows.append(
+            run_network(
+                f"{describe(cfg)} (previous default)", cfg, tr_raw, tr_lab2, te_z, te_lab2, 2
+            )
+        )
     if "wide" not in skip:
-        log("the dilated CNN with dilations up to 16 (the previous default)")
+        log("the dilated CNN with dilations up to 16 (the default before the U-Net)")
         cfg = TrainConfig(
             **{
                 **base.to_dict(),

@@ -469,6 +469,11 @@ def test_train_config_round_trip():
         TrainConfig(levels=7)
     assert default.multiscale is True and study.multiscale is False and wide.multiscale is False
     assert TrainConfig(multiscale=False).multiscale is False
+    assert default.keep_final() and not study.keep_final()  # one-cycle vs constant rate
+    assert TrainConfig(keep="best").keep_final() is False
+    assert TrainConfig.study_reference(keep="last").keep_final() is True
+    with pytest.raises(TrainError, match="keep"):
+        TrainConfig(keep="first")
     with pytest.raises(TrainError, match="U-Net only"):
         TrainConfig(architecture="dilated", multiscale=True)
 
@@ -497,6 +502,14 @@ def test_training_learns_and_is_reproducible(toy, trained):
     strip = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in res.history]
     strip2 = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in again.history]
     assert strip == strip2
+    # the one-cycle schedule anneals to zero: the final weights are kept ("auto")
+    assert res.best_iteration == FAST["iterations"]
+    assert res.best_val_accuracy == res.history[-1]["val_accuracy"]
+    # "best" keeps the weights of the highest validation accuracy instead
+    best = train_model(images, labels, TrainConfig(**FAST, seed=3, keep="best"))
+    accs = [h["val_accuracy"] for h in best.history]
+    assert best.best_val_accuracy == max(accs)
+    assert best.best_iteration == best.history[accs.index(max(accs))]["iteration"]
     # it segments new frames
     new_img, new_lab = toy_frames(2, 64, seed=99)
     pred, _ = predict_stack(res.model, np.stack(new_img))

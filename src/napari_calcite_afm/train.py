@@ -175,11 +175,20 @@ class TrainConfig:
     threads : int or None
         CPU threads for torch during training (None: all cores available to the
         process). Restored afterwards.
+    keep : {"auto", "best", "last"}
+        Which weights training returns: ``"best"``, those of the highest validation
+        pixel accuracy; ``"last"``, those at the end of the schedule; ``"auto"``
+        (default), ``"last"`` when the schedule anneals the learning rate to zero
+        (``"onecycle"``, ``"cosine"``) and ``"best"`` with a constant rate. A validation
+        of a few frames is noisy (one pit-dominated frame swings it by points), and the
+        best of eight such values was often an early, worse model; the annealed end is
+        steadier. A stopped run always returns the best so far, and the checkpoint file
+        always holds the best so far while training runs.
     """
 
     iterations: int = 800
     batch_size: int = 8
-    patch_size: int = 192
+    patch_size: int = 160
     lr: float = 3e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
@@ -203,6 +212,7 @@ class TrainConfig:
     checkpoint_path: str | None = None
     checkpoint_every: int | None = None
     threads: int | None = None
+    keep: str = "auto"
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -268,7 +278,17 @@ class TrainConfig:
             positive_int("checkpoint_every")
         if self.threads is not None:
             positive_int("threads")
+        if self.keep not in ("auto", "best", "last"):
+            raise TrainError(
+                f"TrainConfig.keep must be 'auto', 'best' or 'last', got {self.keep!r}"
+            )
         self.seed = int(self.seed)
+
+    def keep_final(self) -> bool:
+        """Whether a completed run returns its final weights (see ``keep``)."""
+        if self.keep == "auto":
+            return self.schedule in ("onecycle", "cosine")
+        return self.keep == "last"
 
     def to_dict(self) -> dict:
         """Plain ``dict`` of the settings (JSON-serialisable)."""
@@ -319,13 +339,14 @@ class TrainResult:
     Attributes
     ----------
     model : SegmentationModel
-        The best model (highest validation pixel accuracy), in eval mode.
+        The trained model, in eval mode: the final weights or those of the highest
+        validation pixel accuracy (``TrainConfig.keep``).
     history : list of dict
         One entry per evaluation: ``iteration``, ``loss`` (mean training loss since the
         previous entry), ``val_accuracy``, ``val_mean_accuracy``, ``lr``, ``elapsed_s``
         (plus what ``monitor`` returned).
     best_val_accuracy : float
-        Validation pixel accuracy of ``model``.
+        Validation pixel accuracy of ``model`` (the name is kept for compatibility).
     best_val_mean_accuracy : float
         Validation mean class accuracy (mean per-class recall) of ``model``.
     best_iteration : int
@@ -893,6 +914,12 @@ def _fit(
         evaluate()
     if best_state is None:  # stopped before the first step
         evaluate()
+    if cfg.keep_final() and not stopped and history:
+        # the annealed end of the schedule: steadier than the best of a few noisy
+        # validations (see TrainConfig.keep)
+        best_acc, best_macc = last_val
+        best_it = it
+        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     final = _snapshot(model, net, best_state, history)
     final.info["best_iteration"] = best_it
     final.info["best_val_accuracy"] = best_acc
