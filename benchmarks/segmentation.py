@@ -319,6 +319,7 @@ def main(argv=None) -> int:
             **{
                 **base.to_dict(),
                 "architecture": "dilated",
+                "multiscale": None,
                 "width": 16,
                 "dilations": (1, 2, 4, 8, 16),
                 "patch_size": 128,

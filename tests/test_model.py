@@ -217,6 +217,11 @@ def test_multiscale_features_values_and_symmetry():
     rotated = feats(torch.rot90(x, 1, (2, 3)))
     torch.testing.assert_close(rotated, torch.rot90(out, 1, (2, 3)), **tol)
     torch.testing.assert_close(feats(torch.flip(x, (3,))), torch.flip(out, (3,)), **tol)
+    # the wide scales go through an FFT: the same values as direct convolutions
+    for shape in [(1, 1, 5, 7), (2, 1, 37, 130)]:
+        img = torch.randn(*shape)
+        for s, fast in zip(feats._scales, feats.smooth_many(img, feats._scales)):
+            torch.testing.assert_close(fast, feats.smooth(img, s), atol=2e-6, rtol=1e-5)
     assert MultiscaleFeatures(heights=(2,), roughness=(), slopes=(), curvatures=()).n_channels == 3
     with pytest.raises(CalciteAFMError, match="positive"):
         MultiscaleFeatures(heights=(0, 2))

@@ -18,11 +18,11 @@ is the study's design (32 filters, dilations ``(1, 2, 4)``, receptive field 15 p
 Its receptive field is small next to a multilayer pit, and the science notes offer "a
 coarser input scale" beside the study's design. :class:`UNet` takes that option: a small
 encoder-decoder (three 2x downsamplings, skip connections) whose bottleneck is a stack of
-dilated convolutions, about 130 pixels of context with sharp boundaries. It is the
-training default (:class:`~napari_calcite_afm.train.TrainConfig`) and the shipped
-models' network: on held-out development frames it segments multilayer pits better
-than the dilated networks (pit IoU +0.05 to +0.1), level with them on the benchmark's
-test frames, at a similar cost per frame (``docs/segmentation.md``).
+dilated convolutions, 130 pixels of context with sharp boundaries. By default its
+first layer is :class:`MultiscaleFeatures`: fixed (untrained) smoothed heights, roughness,
+slopes and curvatures at 1-16 pixels, the features a random-forest pixel classifier
+relies on. It is the training default (:class:`~napari_calcite_afm.train.TrainConfig`)
+and the shipped models' network (``docs/segmentation.md`` gives the benchmark).
 
 The "image input" layer is :class:`SegmentationModel`'s job. Heights in nm are levelled
 with the :class:`~napari_calcite_afm.level.LevelSettings` stored in the model (by
@@ -362,6 +362,34 @@ class MultiscaleFeatures(nn.Module):
         y = nn.functional.conv2d(y, k.view(1, 1, -1, 1))
         return y.reshape(n, c, h, w)
 
+    def smooth_many(self, x: torch.Tensor, sigmas: Sequence[float]) -> list[torch.Tensor]:
+        """:meth:`smooth` at several scales; scales above 2 px through one FFT.
+
+        Direct convolutions with kernels longer than about 20 taps are slow on a CPU;
+        the FFT of the edge-extended image (extended by the widest kernel's radius, so
+        the circular convolution never wraps into the result) gives the same values to
+        float rounding (about 1e-6) in a fraction of the time.
+        """
+        out = {s: self.smooth(x, s) for s in sigmas if s <= 2.0}
+        wide = [s for s in sigmas if s > 2.0]
+        if wide:
+            kernels = [getattr(self, f"kernel{self._scales.index(float(s))}") for s in wide]
+            r = max((k.numel() - 1) // 2 for k in kernels)
+            rows, cols = x.shape[-2:]
+            y = nn.functional.pad(x, (r, r, r, r), mode="replicate")
+            big_r, big_c = y.shape[-2:]
+            spectrum = torch.fft.rfft2(y)
+            for s, k in zip(wide, kernels):
+                kr = (k.numel() - 1) // 2
+                k_rows = torch.zeros(big_r, dtype=x.dtype, device=x.device)
+                k_cols = torch.zeros(big_c, dtype=x.dtype, device=x.device)
+                k_rows[: kr + 1], k_rows[big_r - kr :] = k[kr:], k[:kr]
+                k_cols[: kr + 1], k_cols[big_c - kr :] = k[kr:], k[:kr]
+                transfer = torch.fft.fft(k_rows)[:, None] * torch.fft.rfft(k_cols)[None, :]
+                z = torch.fft.irfft2(spectrum * transfer, s=(big_r, big_c))
+                out[s] = z[..., r : r + rows, r : r + cols].contiguous()
+        return [out[s] for s in sigmas]
+
     @staticmethod
     def _d_rows(g: torch.Tensor) -> torch.Tensor:
         p = nn.functional.pad(g, (0, 0, 1, 1), mode="replicate")
@@ -373,7 +401,7 @@ class MultiscaleFeatures(nn.Module):
         return 0.5 * (p[..., :, 2:] - p[..., :, :-2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        smoothed = {s: self.smooth(x, s) for s in self._scales}
+        smoothed = dict(zip(self._scales, self.smooth_many(x, self._scales)))
         g1 = smoothed[1.0]
         feats = [x, g1]
         feats += [2.0 * (smoothed[s] - x) for s in self.heights]

@@ -112,7 +112,8 @@ class TrainConfig:
     architecture : {"unet", "dilated"}
         ``"unet"`` (default): :class:`~napari_calcite_afm.model.UNet`, a small U-Net
         with a dilated bottleneck, which sees the whole of a pit's terraced wall (about
-        130 px) and keeps boundaries sharp (docs/segmentation.md compares the two).
+        130 px; 230 px with ``multiscale``) and keeps boundaries sharp
+        (docs/segmentation.md compares the two).
         ``"dilated"``: the study's :class:`~napari_calcite_afm.model.DilatedNet`.
     width : int or None
         Filters per convolution of the dilated network (the study's Matlab reference:
@@ -159,7 +160,7 @@ class TrainConfig:
         the patch (or inside the frame, at frame edges), as at whole-frame inference.
         Costs compute (the margin is the receptive-field radius, e.g. 31 px for dilations
         up to 16) but trains what inference uses. Off by default: the U-Net's field
-        (about 130 px) would leave little of a patch, and it learns well from the whole
+        (130-230 px) would leave little of a patch, and it learns well from the whole
         patch; :meth:`study_reference` turns it on.
     eval_every : int
         Iterations between validations (and progress reports with accuracies).

@@ -46,7 +46,7 @@ __all__ = ["TrainWidget", "training_pairs"]
 
 #: Network choices: key -> (architecture, dilations, filters, text).
 NETWORKS = {
-    "unet": ("unet", (1, 2), 8, "U-Net, dilated bottleneck (about 130 px context)"),
+    "unet": ("unet", (1, 2), 8, "U-Net on multiscale features (about 230 px context)"),
     "study": ("dilated", (1, 2, 4), 32, "study: dilated CNN 1, 2, 4 (15 px context)"),
     "wide": ("dilated", (1, 2, 4, 8, 16), 16, "wide: dilated CNN 1 … 16 (63 px context)"),
 }
