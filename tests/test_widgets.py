@@ -258,6 +258,8 @@ def test_train_progress_plot_stop_and_save(make_napari_viewer, qtbot, series, tm
     wait_idle(qtbot, widget, timeout=120_000)
     assert widget.result is not None and not widget.result.stopped
     assert widget.progress.value() == widget.progress.maximum() == 40
+    # a completed run keeps the annealed final network, and says so
+    assert widget.result.best_iteration == 40 and "That final model" in widget.status.text()
     # the plot holds the loss and the validation accuracies
     assert len(widget.loss_line.get_xdata()) >= 3
     assert len(widget.acc_line.get_ydata()) == len(widget.result.history)
@@ -286,7 +288,7 @@ def test_train_progress_plot_stop_and_save(make_napari_viewer, qtbot, series, tm
     wait_idle(qtbot, widget, timeout=60_000)
     assert widget.result is not None and widget.result.stopped
     assert widget.checkpoint.exists()
-    assert "stopped" in widget.status.text()
+    assert "stopped" in widget.status.text() and "That best model" in widget.status.text()
 
 
 def test_train_wrong_shape_labels_notifies(make_napari_viewer, series):

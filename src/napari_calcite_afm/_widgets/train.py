@@ -324,11 +324,13 @@ class TrainWidget(QWidget):
                 )
             )
             how = "stopped" if result.stopped else "finished"
+            last = result.history[-1]["iteration"] if result.history else None
+            which = "best" if result.stopped or result.best_iteration != last else "final"
             text = (
                 f"training {how} after {result.elapsed_s:.0f} s on {len(frames)} labelled "
-                f"frame(s); best validation accuracy {result.best_val_accuracy:.3f} "
-                f"(iteration {result.best_iteration}). The best model is kept for Segment "
-                f"and saved to {self.checkpoint}"
+                f"frame(s); validation accuracy {result.best_val_accuracy:.3f} at iteration "
+                f"{result.best_iteration}. That {which} model is kept for Segment and saved "
+                f"to {self.checkpoint}"
             )
             self.status.setText(text)
             notify_info(f"model saved to {self.checkpoint} (use 'Save model…' to keep a copy)")
