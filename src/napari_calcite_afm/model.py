@@ -299,8 +299,9 @@ class MultiscaleFeatures(nn.Module):
     * the two eigenvalues of ``s**2`` times the Hessian of ``G_s x`` for ``s`` in
       ``curvatures``: rims and floors of pits.
 
-    Derivatives are central differences. Fixed gains bring each channel to order 1 on
-    the asinh-scaled input. Every feature is isotropic, so flips and 90 degree rotations
+    Derivatives are central differences. Fixed gains (2 for the smoothed heights, 10 for
+    the roughness, 5 for the slopes, 10 for the curvatures) bring each channel to order 1
+    on the asinh-scaled input. Every feature is isotropic, so flips and 90 degree rotations
     of the image commute with it (training augments precomputed features). Frame edges
     are extended with their edge values.
 

@@ -126,8 +126,8 @@ class TrainConfig:
     levels : int
         Downsamplings of the U-Net (ignored by the dilated network).
     multiscale : bool or None
-        U-Net only: fixed multiscale input features (smoothed heights, roughness and
-        slope at scales up to 16 px, :class:`~napari_calcite_afm.model.MultiscaleFeatures`)
+        U-Net only: fixed multiscale input features (smoothed heights, roughness, slope
+        and curvature at 1-16 px, :class:`~napari_calcite_afm.model.MultiscaleFeatures`)
         as the network's first layer. None (default): on for the U-Net, off for the
         dilated network. Computed once per training frame.
     seed : int
