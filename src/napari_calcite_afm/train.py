@@ -129,7 +129,8 @@ class TrainConfig:
         U-Net only: fixed multiscale input features (smoothed heights, roughness, slope
         and curvature at 1-16 px, :class:`~napari_calcite_afm.model.MultiscaleFeatures`)
         as the network's first layer. None (default): on for the U-Net, off for the
-        dilated network. Computed once per training frame.
+        dilated network. Computed once per training frame and kept in memory as float16:
+        15 x 2 bytes per pixel, 7.9 MB per 512 x 512 frame (1.9 GB for 240 frames).
     seed : int
         Seed of the weights, the split and the patch sampling.
     val_fraction : float
