@@ -483,6 +483,29 @@ def test_train_config_round_trip():
         TrainConfig(architecture="dilated", multiscale=True)
 
 
+def test_balanced_patches_centre_on_rare_classes():
+    from napari_calcite_afm.train import _Frame, _sample_batch
+
+    y = np.ones((50, 50), np.int64)  # terrace (class index 1)
+    y[:5, :5] = 0  # a multilayer pit on 1 % of the pixels
+    y[-1] = -1  # unlabelled
+    by_class = [np.flatnonzero(y == k) for k in (0, 1)]
+    fr = _Frame(np.zeros((1, 50, 50), np.float32), y, np.flatnonzero(y >= 0), by_class)
+    # 1 px patches: each patch is its centre pixel
+    plain = _sample_batch([fr], np.ones(1), np.random.default_rng(0), 2000, 1, False)[1]
+    balanced = _sample_batch(
+        [fr], np.ones(1), np.random.default_rng(0), 2000, 1, False, balance=True
+    )[1]
+    assert (plain >= 0).all() and (balanced >= 0).all()  # always on labelled pixels
+    assert np.mean(plain == 0) < 0.03
+    assert 0.4 < np.mean(balanced == 0) < 0.6
+    # a frame with one class only still works
+    all_terrace = [np.zeros(0, np.int64), np.arange(2500)]
+    only = _Frame(fr.x, np.ones((50, 50), np.int64), np.arange(2500), all_terrace)
+    assert (_sample_batch([only], np.ones(1), np.random.default_rng(1), 50, 1, False,
+                          balance=True)[1] == 1).all()  # fmt: skip
+
+
 def test_labels_helpers():
     lab = np.array([0, 1, 2, 3], np.uint8)
     np.testing.assert_array_equal(prepare_labels(lab, 2), [0, 1, 2, 2])

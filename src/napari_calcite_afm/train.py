@@ -156,6 +156,11 @@ class TrainConfig:
         it on.
     augment : bool
         Random flips and 90 degree rotations of the patches.
+    balance_patches : bool
+        Centre the patches on pixels of each class in turn (a class drawn uniformly among
+        those a frame holds), instead of on labelled pixels drawn uniformly: the rarer
+        multilayer pits are seen more often, without weighting the loss. Off by default
+        (docs/segmentation.md gives what it did on development frames).
     context_margin : bool
         Compute the loss only on patch pixels whose whole receptive field lies inside
         the patch (or inside the frame, at frame edges), as at whole-frame inference.
@@ -207,6 +212,7 @@ class TrainConfig:
     input_transform: str = "asinh"
     class_weighting: bool | None = None
     augment: bool = True
+    balance_patches: bool = False
     context_margin: bool = False
     eval_every: int = 100
     max_val_pixels: int = 1_500_000
@@ -467,6 +473,7 @@ class _Frame:
     x: np.ndarray  # (channels, rows, cols) network input features, padded to >= patch size
     y: np.ndarray  # int64 targets: label - 1, -1 for unlabelled / NaN
     labelled: np.ndarray  # flat indices of labelled pixels (in the padded frame)
+    by_class: list[np.ndarray] | None = None  # flat indices per class (balanced patches)
 
 
 def _level_all(
@@ -538,7 +545,12 @@ def _forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _make_frame(
-    model: SegmentationModel, net: nn.Module, z: np.ndarray, lab: np.ndarray, patch: int
+    model: SegmentationModel,
+    net: nn.Module,
+    z: np.ndarray,
+    lab: np.ndarray,
+    patch: int,
+    balance: bool = False,
 ) -> _Frame:
     x, nan_mask = model.normalise(z)
     y = lab.astype(np.int64) - 1
@@ -550,7 +562,10 @@ def _make_frame(
     if pr or pc:
         x = np.pad(x, ((0, 0), (0, pr), (0, pc)), mode="constant")
         y = np.pad(y, ((0, pr), (0, pc)), mode="constant", constant_values=-1)
-    return _Frame(x=x, y=y, labelled=np.flatnonzero(y >= 0))
+    by_class = None
+    if balance:
+        by_class = [np.flatnonzero(y == k).astype(np.int32) for k in range(int(y.max()) + 1)]
+    return _Frame(x=x, y=y, labelled=np.flatnonzero(y >= 0), by_class=by_class)
 
 
 def _sample_batch(
@@ -561,8 +576,13 @@ def _sample_batch(
     patch: int,
     augment: bool,
     margin: int = 0,
+    balance: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A batch of patches, each holding labelled pixels in its loss region.
+
+    Each patch is placed around a random labelled pixel; with ``balance`` (frames made
+    with ``balance=True``), around a random pixel of a class drawn uniformly among the
+    classes the frame holds.
 
     Targets closer than ``margin`` pixels to a patch edge that is not also a frame edge
     are set to -1 (ignored): their receptive field would reach past the patch into zero
@@ -575,7 +595,12 @@ def _sample_batch(
     for b, fi in enumerate(which):
         fr = frames[fi]
         rows, cols = fr.y.shape
-        flat = fr.labelled[rng.integers(fr.labelled.size)]
+        if balance and fr.by_class is not None:
+            present = [idx for idx in fr.by_class if idx.size]
+            idx = present[rng.integers(len(present))]
+            flat = idx[rng.integers(idx.size)]
+        else:
+            flat = fr.labelled[rng.integers(fr.labelled.size)]
         r, c = divmod(int(flat), cols)
         r0 = int(np.clip(r - margin - rng.integers(inner), 0, rows - patch))
         c0 = int(np.clip(c - margin - rng.integers(inner), 0, cols - patch))
@@ -754,7 +779,10 @@ def train_model(
             transform=cfg.input_transform,
             train_config=cfg.to_dict(),
         )
-        frames = [_make_frame(model, net, z, lb, cfg.patch_size) for z, lb in zip(tr_z, tr_lab)]
+        frames = [
+            _make_frame(model, net, z, lb, cfg.patch_size, cfg.balance_patches)
+            for z, lb in zip(tr_z, tr_lab)
+        ]
         if val_on_train:
             val_frames = frames
         else:
@@ -895,7 +923,14 @@ def _fit(
             stopped = True
             break
         xs, ys = _sample_batch(
-            frames, frame_p, rng, cfg.batch_size, cfg.patch_size, cfg.augment, margin
+            frames,
+            frame_p,
+            rng,
+            cfg.batch_size,
+            cfg.patch_size,
+            cfg.augment,
+            margin,
+            cfg.balance_patches,
         )
         x = torch.from_numpy(xs).to(device).to(memory_format=cl)
         y = torch.from_numpy(ys).to(device)
