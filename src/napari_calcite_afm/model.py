@@ -409,13 +409,16 @@ class MultiscaleFeatures(nn.Module):
         if self.roughness:
             hp2 = (x - g1) ** 2
             feats += [10.0 * torch.sqrt(self.smooth(hp2, s) + 1e-6) for s in self.roughness]
+        # first derivatives once per scale: slopes and curvatures share scales (2, 8 px)
+        grads = {
+            s: (self._d_rows(smoothed[s]), self._d_cols(smoothed[s]))
+            for s in {*self.slopes, *self.curvatures}
+        }
         for s in self.slopes:
-            g = smoothed[s]
-            gr, gc = self._d_rows(g), self._d_cols(g)
+            gr, gc = grads[s]
             feats.append(5.0 * s * torch.sqrt(gr * gr + gc * gc + 1e-6))
         for s in self.curvatures:
-            g = smoothed[s]
-            gr, gc = self._d_rows(g), self._d_cols(g)
+            gr, gc = grads[s]
             hrr, hcc, hrc = self._d_rows(gr), self._d_cols(gc), self._d_cols(gr)
             mean = 0.5 * (hrr + hcc)
             dev = torch.sqrt(0.25 * (hrr - hcc) ** 2 + hrc * hrc + 1e-12)
@@ -447,10 +450,11 @@ class UNet(nn.Module):
     levels : int
         Number of 2x downsamplings (1 to 5).
     multiscale : bool
-        First layer :class:`MultiscaleFeatures` (fixed smoothed heights, roughness and
-        slope at scales up to 16 px) instead of the bare heights. The training default:
-        it raises the pit IoU on held-out frames and lets the network beat the
-        random-forest baseline (``docs/segmentation.md``).
+        First layer :class:`MultiscaleFeatures` (fixed smoothed heights, roughness,
+        slopes and curvatures at 1-16 px) instead of the bare heights. The training
+        default: it raises the pit IoU on the benchmark's test frames from 0.79 to 0.84
+        (same settings) and halves the gap to the random-forest baseline
+        (``docs/segmentation.md``).
 
     Notes
     -----
