@@ -655,17 +655,17 @@ def _evaluate(
     return pixel_accuracy(cm), mean_class_accuracy(cm)
 
 
-def _cap_val(frames: list[_Frame], max_pixels: int, rng: np.random.Generator) -> list[_Frame]:
-    total = sum(f.y.size for f in frames)
-    if total <= max_pixels:
-        return frames
-    order = rng.permutation(len(frames))
+def _cap_val(sizes: list[int], max_pixels: int, rng: np.random.Generator) -> list[int]:
+    """Indices of the validation frames (of ``sizes`` pixels) kept under the pixel cap."""
+    if sum(sizes) <= max_pixels:
+        return list(range(len(sizes)))
+    order = rng.permutation(len(sizes))
     out, n = [], 0
     for i in order:
-        if out and n + frames[i].y.size > max_pixels:
+        if out and n + sizes[i] > max_pixels:
             continue
-        out.append(frames[i])
-        n += frames[i].y.size
+        out.append(int(i))
+        n += sizes[i]
     return out
 
 
@@ -783,11 +783,14 @@ def train_model(
             _make_frame(model, net, z, lb, cfg.patch_size, cfg.balance_patches)
             for z, lb in zip(tr_z, tr_lab)
         ]
+        cap_rng = np.random.default_rng(cfg.seed + 1)
         if val_on_train:
-            val_frames = frames
+            keep = _cap_val([f.y.size for f in frames], cfg.max_val_pixels, cap_rng)
+            val_frames = [frames[i] for i in keep]
         else:
-            val_frames = [_make_frame(model, net, z, lb, 1) for z, lb in zip(va_z, va_lab)]
-        val_frames = _cap_val(val_frames, cfg.max_val_pixels, np.random.default_rng(cfg.seed + 1))
+            # cap first, so that only the validation frames used get their input features
+            keep = _cap_val([z.size for z in va_z], cfg.max_val_pixels, cap_rng)
+            val_frames = [_make_frame(model, net, va_z[i], va_lab[i], 1) for i in keep]
         n_lab = np.array([f.labelled.size for f in frames], dtype=np.float64)
         # frames drawn in proportion to the square root of their labelled pixels: dense
         # frames dominate less than in proportion, sparse frames still get drawn
