@@ -58,13 +58,24 @@ def log(*args) -> None:
     print(*args, flush=True)
 
 
-def make_data(n: int, size: int, seed0: int) -> tuple[np.ndarray, np.ndarray]:
-    raws, labs = [], []
-    for i in range(n):
-        raw, _clean, lab = make_frame(size, seed=seed0 + i)
-        raws.append(raw)
-        labs.append(lab)
-    return np.stack(raws), np.stack(labs)
+def _frame(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    raw, _clean, lab = make_frame(size, seed=seed)
+    return raw, lab
+
+
+def make_data(n: int, size: int, seed0: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic (raw nm, labels) frames of seeds ``seed0 + i``, on ``jobs`` processes.
+
+    Each frame depends on its seed alone, so any number of jobs gives the same frames.
+    """
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            pairs = list(pool.map(_frame, [size] * n, range(seed0, seed0 + n), chunksize=4))
+    else:
+        pairs = [_frame(size, seed0 + i) for i in range(n)]
+    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
 
 
 def scribbles(labels: np.ndarray, rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
@@ -217,6 +228,14 @@ def run_network(name, cfg, tr_raw, tr_lab, te_z, te_lab, n_classes):
     }
 
 
+def device_name(device: str) -> str:
+    """The torch device that ``device`` resolves to, with the GPU's name."""
+    from napari_calcite_afm.model import resolve_device
+
+    dev = resolve_device(device)
+    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
+
+
 def describe(cfg: TrainConfig) -> str:
     """Short name of a configuration's network."""
     if cfg.architecture == "unet":
@@ -266,6 +285,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="48 + 12 frames of 256 px, short runs")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (all cores)")
     ap.add_argument(
+        "--device", default="cpu", help="torch device of the networks: cpu (default), cuda, auto"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="processes generating the synthetic frames (1)"
+    )
+    ap.add_argument(
         "--skip",
         default="",
         help="comma list of rows to skip: bare,wide,sgd,forest,sparse,three",
@@ -278,7 +303,7 @@ def main(argv=None) -> int:
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
 
-    base = TrainConfig(threads=threads, device="cpu", seed=0, eval_every=100)
+    base = TrainConfig(threads=threads, device=args.device, seed=0, eval_every=100)
     if args.iterations:
         base.iterations = args.iterations
     elif args.quick:
@@ -289,8 +314,8 @@ def main(argv=None) -> int:
         f"{args.size} px; torch {torch.__version__}, {threads} threads"
     )
     t0 = time.perf_counter()
-    tr_raw, tr_lab3 = make_data(args.n_train, args.size, TRAIN_SEED0)
-    te_raw, te_lab3 = make_data(args.n_test, args.size, TEST_SEED0)
+    tr_raw, tr_lab3 = make_data(args.n_train, args.size, TRAIN_SEED0, args.jobs)
+    te_raw, te_lab3 = make_data(args.n_test, args.size, TEST_SEED0, args.jobs)
     log(f"  generated in {time.perf_counter() - t0:.0f} s")
     level = LevelSettings(**MODEL_LEVEL_DEFAULTS)
     t0 = time.perf_counter()
@@ -334,7 +359,7 @@ def main(argv=None) -> int:
         cfg = TrainConfig.study_reference(
             **{k: v for k, v in base.to_dict().items() if k in keep},
             iterations=args.iterations or (300 if args.quick else 1500),
-            device="cpu",
+            device=args.device,
         )
         rows.append(
             run_network(
@@ -395,7 +420,8 @@ def main(argv=None) -> int:
         f"# Segmentation benchmark\n\n"
         f"Synthetic calcite frames ({args.n_train} training, {args.n_test} test, "
         f"{args.size} x {args.size} px, seeds {TRAIN_SEED0}+ / {TEST_SEED0}+); two classes "
-        f"(multilayer pit / terrace incl. monolayer pits) unless stated. CPU: "
+        f"(multilayer pit / terrace incl. monolayer pits) unless stated. Device "
+        f"{device_name(args.device)}; CPU: "
         f"{platform.processor() or platform.machine()}, {threads} torch threads, torch "
         f"{torch.__version__}. Training times are wall times on this machine (levelling of "
         f"the training frames and validation included, test-set monitoring excluded); "

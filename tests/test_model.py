@@ -671,3 +671,34 @@ def test_default_model_segments_synthetic_frame():
     labels, _ = predict_frame(model, raw)
     acc = segmentation_metrics(prepare_labels(truth, 2), labels, 2)["pixel_accuracy"]
     assert acc > 0.9
+
+
+# -- GPU (skipped where torch sees no CUDA GPU: CI never has one) ---------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("multiscale", [False, True])
+def test_training_and_inference_on_gpu(toy, tmp_path, multiscale):
+    images, labels = toy
+    fast = {**FAST, "device": "cuda"}
+    if multiscale:
+        fast.update(architecture="unet", multiscale=True, dilations=(1, 2), levels=2)
+    res = train_model(images, labels, TrainConfig(**fast, seed=3))
+    majority = max(np.mean(np.concatenate([lb.ravel() for lb in labels]) == k) for k in (1, 2))
+    assert res.best_val_accuracy > max(0.9, majority + 0.1 * (1 - majority))
+    # the file holds CPU tensors: it loads and segments on a machine without a GPU
+    path = res.model.save(tmp_path / "gpu.pt")
+    payload = torch.load(path, map_location=None, weights_only=True)
+    assert all(v.device.type == "cpu" for v in payload["state_dict"].values())
+    model = load_model(path)
+    lab_cpu, prob_cpu = predict_frame(model, images[0], device="cpu")
+    lab_gpu, prob_gpu = predict_frame(model, images[0], device="cuda")
+    assert np.abs(prob_cpu - prob_gpu).max() < 1e-3
+    assert np.mean(lab_cpu != lab_gpu) < 1e-3
+    # the same seed gives the same history on the GPU too
+    again = train_model(images, labels, TrainConfig(**fast, seed=3))
+    accs = [h["val_accuracy"] for h in res.history]
+    accs2 = [h["val_accuracy"] for h in again.history]
+    np.testing.assert_allclose(accs, accs2, atol=2e-3)
