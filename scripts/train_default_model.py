@@ -35,13 +35,21 @@ TRAIN_SEED0 = 7_000_000
 VAL_SEED0 = 7_500_000
 
 
-def frames(n: int, size: int, seed0: int):
-    raws, labs = [], []
-    for i in range(n):
-        raw, _clean, lab = make_frame(size, seed=seed0 + i)
-        raws.append(raw)
-        labs.append(lab)
-    return np.stack(raws), np.stack(labs)
+def _frame(size: int, seed: int):
+    raw, _clean, lab = make_frame(size, seed=seed)
+    return raw, lab
+
+
+def frames(n: int, size: int, seed0: int, jobs: int = 1):
+    """``n`` synthetic (raw nm, labels) frames; each depends on its seed alone."""
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            pairs = list(pool.map(_frame, [size] * n, range(seed0, seed0 + n), chunksize=4))
+    else:
+        pairs = [_frame(size, seed0 + i) for i in range(n)]
+    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
 
 
 def main(argv=None) -> int:
@@ -51,22 +59,26 @@ def main(argv=None) -> int:
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--iterations", type=int, default=800)
+    ap.add_argument("--batch-size", type=int, default=8, help="patches per iteration")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="processes generating frames")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")
     args = ap.parse_args(argv)
     out = args.out or default_model_path(args.n_classes)
 
     t0 = time.perf_counter()
-    tr_raw, tr_lab = frames(args.n_train, args.size, TRAIN_SEED0)
-    va_raw, va_lab = frames(args.n_val, args.size, VAL_SEED0)
+    tr_raw, tr_lab = frames(args.n_train, args.size, TRAIN_SEED0, args.jobs)
+    va_raw, va_lab = frames(args.n_val, args.size, VAL_SEED0, args.jobs)
     print(f"generated {args.n_train} + {args.n_val} frames in {time.perf_counter() - t0:.0f} s")
 
     cfg = TrainConfig(
         iterations=args.iterations,
+        batch_size=args.batch_size,
         n_classes=args.n_classes,
         seed=args.seed,
         eval_every=max(50, args.iterations // 20),
-        device="cpu",
+        device=args.device,
     )
 
     def progress(d):

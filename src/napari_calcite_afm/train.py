@@ -132,7 +132,10 @@ class TrainConfig:
         dilated network. Computed once per training frame and kept in memory as float16:
         15 x 2 bytes per pixel, 7.9 MB per 512 x 512 frame (1.9 GB for 240 frames).
     seed : int
-        Seed of the weights, the split and the patch sampling.
+        Seed of the weights, the split and the patch sampling. On the CPU the same seed
+        gives the same model bit for bit; on a GPU, atomic additions in the backward
+        pass (bilinear upsampling, cuDNN) make runs differ in the last bits, so the
+        histories agree closely but not exactly.
     val_fraction : float
         Fraction of the labelled frames held out for validation when no validation
         pairs are given (at least one frame when there are two or more frames). With a
