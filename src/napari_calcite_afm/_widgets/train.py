@@ -217,6 +217,7 @@ class TrainWidget(QWidget):
 
     def config(self, checkpoint: Path | None = None):
         """The :class:`~napari_calcite_afm.train.TrainConfig` chosen in the widget."""
+        from ..model import MODEL_LEVEL_DEFAULTS
         from ..train import TrainConfig
 
         iterations = self.iterations.value()
@@ -224,8 +225,9 @@ class TrainWidget(QWidget):
         levelling = (image.metadata or {}).get("levelling") if image is not None else None
         if levelling:
             # keep the user's levelling choices, but like the shipped models without the
-            # final zero mean, so terraces sit at 0 nm whatever the pit area
-            levelling = {**levelling, "zero_mean": False}
+            # final zero mean and with the top terrace as reference, so terraces sit at
+            # 0 nm whatever the pit area
+            levelling = {**levelling, **MODEL_LEVEL_DEFAULTS}
         return TrainConfig(
             iterations=iterations,
             n_classes=int(self.n_classes.currentData()),
