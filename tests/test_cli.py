@@ -156,6 +156,14 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(bare)]
     assert main([*argv, "--no-multiscale", "--iterations", "2", "--width", "4", "--quiet"]) == 0
     assert load_model(bare).architecture()["multiscale"] is False
+    # batch size and device reach the configuration stored in the model
+    argv = ["train", "--images", str(img), "--labels", str(lab), "--out", str(bare)]
+    extra = ["--iterations", "2", "--batch-size", "3", "--device", "cpu", "--quiet"]
+    assert main([*argv, *extra]) == 0
+    cfg = load_model(bare).train_config
+    assert cfg["batch_size"] == 3 and cfg["device"] == "cpu"
+    assert main([*argv, "--iterations", "1", "--device", "tpu9", "--quiet"]) != 0
+    assert "tpu9" in capsys.readouterr().err
 
 
 def test_train_rejects_mismatched_label_stacks(tmp_path):

@@ -201,6 +201,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not 1 <= args.levels <= 5:
         raise _UsageError("calcite-afm: error: --levels must be 1 to 5")
     extra = {} if args.iterations is None else {"iterations": args.iterations}
+    if args.batch_size is not None:
+        extra["batch_size"] = args.batch_size
     config = TrainConfig(
         **extra,
         n_classes=args.classes,
@@ -209,6 +211,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         levels=args.levels,
         multiscale=args.multiscale,
         seed=args.seed,
+        device=args.device,
         dilations=None if args.dilations is None else tuple(_parse_lags(args.dilations)),
         checkpoint_path=str(args.out),
     )
@@ -388,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="training iterations (default: TrainConfig's, see docs/segmentation.md)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="patches per iteration (8). With a GPU, --iterations 3200 --batch-size 32 "
+        "trains a clearly better network in minutes (docs/segmentation.md)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="'auto' (a CUDA GPU when present, else the CPU), 'cpu', 'cuda', 'cuda:1'...",
     )
     p.add_argument("--classes", type=int, choices=[2, 3], default=2, help="2 or 3 classes (2)")
     p.add_argument("--val-images", nargs="+", help="validation image stacks")
