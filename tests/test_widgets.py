@@ -278,6 +278,15 @@ def test_train_progress_plot_stop_and_save(make_napari_viewer, qtbot, series, tm
     assert cfg.architecture == "dilated" and cfg.dilations == (1, 2, 4) and cfg.width == 32
     widget.dilations.setCurrentIndex(widget.dilations.findData("unet"))
     assert widget.config().architecture == "unet" and widget.width.value() == 8
+    assert model.train_config["batch_size"] == 8  # patches per step, 8 by default
+    widget.batch.setValue(32)
+    assert widget.config().batch_size == 32
+    # the Clean widget's levelling reaches the model with the models' overrides
+    raw.metadata["levelling"] = {"background_order": 1, "zero_mean": True}
+    level = widget.config().level
+    assert level["background_order"] == 1 and level["zero_mean"] is False
+    assert level["top_reference"] is True
+    raw.metadata.pop("levelling")
 
     # Stop ends a long training cleanly and keeps the best model
     widget.iterations.setValue(100_000)

@@ -101,6 +101,14 @@ class TrainWidget(QWidget):
         self.iterations.setSingleStep(50)
         self.iterations.setValue(300)
         self.iterations.setToolTip("optimiser steps (each a batch of training patches)")
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 256)
+        self.batch.setValue(8)
+        self.batch.setToolTip(
+            "training patches (160 x 160 pixels) per step; more patches learn more per "
+            "step and take longer. With a GPU, 3200 iterations of 32 patches train a "
+            "clearly better network in a few minutes"
+        )
         self.n_classes = QComboBox()
         self.n_classes.addItem("2: multilayer pit, terrace", 2)
         self.n_classes.addItem("3: + monolayer pit", 3)
@@ -139,6 +147,7 @@ class TrainWidget(QWidget):
         form.addRow("image (nm)", self.image)
         form.addRow("labels", self.labels)
         form.addRow("iterations", self.iterations)
+        form.addRow("patches per step", self.batch)
         form.addRow("classes", self.n_classes)
         form.addRow("filters", self.width)
         form.addRow("network", self.dilations)
@@ -230,6 +239,7 @@ class TrainWidget(QWidget):
             levelling = {**levelling, **MODEL_LEVEL_DEFAULTS}
         return TrainConfig(
             iterations=iterations,
+            batch_size=self.batch.value(),
             n_classes=int(self.n_classes.currentData()),
             architecture=NETWORKS[self.dilations.currentData()][0],
             width=self.width.value(),
