@@ -166,6 +166,23 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     assert "tpu9" in capsys.readouterr().err
 
 
+def test_train_budget_follows_the_device(monkeypatch, capsys):
+    import torch
+
+    from napari_calcite_afm import cli
+    from napari_calcite_afm.train import GPU_BUDGET
+
+    assert cli._train_budget(None, None, "cpu") == {}  # TrainConfig's defaults
+    assert cli._train_budget(50, None, "cpu") == {"iterations": 50}
+    assert cli._train_budget(None, 4, "cpu") == {"batch_size": 4}
+    # on a GPU, the GPU budget unless the user chose one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cli._train_budget(None, None, "auto", quiet=False) == GPU_BUDGET
+    assert "GPU budget" in capsys.readouterr().err
+    assert cli._train_budget(None, 16, "cuda") == {"batch_size": 16}
+    assert cli._train_budget(None, None, "cpu") == {}
+
+
 def test_train_rejects_mismatched_label_stacks(tmp_path):
     img = write_tiff(tmp_path / "img.tif", np.zeros((2, 16, 16), np.float32), 1.0)
     lab = write_tiff(tmp_path / "lab.tif", np.ones((2, 16, 17), np.uint8), 1.0)

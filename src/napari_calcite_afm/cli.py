@@ -185,6 +185,28 @@ def _read_pairs(images: list[str], labels: list[str], what: str):
     return frames, masks, px
 
 
+def _train_budget(
+    iterations: int | None, batch_size: int | None, device: str, quiet: bool = True
+) -> dict:
+    """TrainConfig fields for the budget: as given, or :data:`GPU_BUDGET` on a GPU."""
+    from .model import resolve_device
+    from .train import GPU_BUDGET
+
+    if iterations is None and batch_size is None and resolve_device(device).type == "cuda":
+        if not quiet:
+            print(
+                f"train: a GPU is used, so the GPU budget: {GPU_BUDGET['iterations']} "
+                f"iterations of {GPU_BUDGET['batch_size']} patches (--iterations and "
+                "--batch-size choose another)",
+                file=sys.stderr,
+            )
+        return dict(GPU_BUDGET)
+    out = {} if iterations is None else {"iterations": iterations}
+    if batch_size is not None:
+        out["batch_size"] = batch_size
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train_model
 
@@ -200,9 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise _UsageError("calcite-afm: error: --width must be >= 1")
     if not 1 <= args.levels <= 5:
         raise _UsageError("calcite-afm: error: --levels must be 1 to 5")
-    extra = {} if args.iterations is None else {"iterations": args.iterations}
-    if args.batch_size is not None:
-        extra["batch_size"] = args.batch_size
+    extra = _train_budget(args.iterations, args.batch_size, args.device, args.quiet)
     config = TrainConfig(
         **extra,
         n_classes=args.classes,
@@ -390,14 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--iterations",
         type=int,
         default=None,
-        help="training iterations (default: TrainConfig's, see docs/segmentation.md)",
+        help="training iterations (800; 3200 on a GPU, see docs/segmentation.md)",
     )
     p.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help="patches per iteration (8). With a GPU, --iterations 3200 --batch-size 32 "
-        "trains a clearly better network in minutes (docs/segmentation.md)",
+        help="patches per iteration (8; 32 on a GPU, where 3200 iterations of 32 patches "
+        "train a clearly better network in minutes)",
     )
     p.add_argument(
         "--device",
