@@ -57,27 +57,23 @@ def test_level_writes_float32_nm(small_stack, tmp_path, capsys):
     assert np.nanstd(cleaned.heights[0]) < 0.5 * np.nanstd(raw[0])
 
 
-def test_level_top_reference_and_no_zero_mean(tmp_path):
+def test_level_no_zero_mean_keeps_the_fitted_reference(tmp_path):
     from test_level import pit_covered_frame
 
     raw, truth = pit_covered_frame(seed=3)
     src = tmp_path / "pits.npy"
     np.save(src, np.stack([raw, raw]).astype(np.float32))
-    terrace = truth == 0
     out = {}
-    for name, flags in {
-        "mean": [],
-        "floor": ["--no-zero-mean"],
-        "top": ["--no-zero-mean", "--top-reference"],
-    }.items():
+    for name, flags in {"mean": [], "fit": ["--no-zero-mean"]}.items():
         path = tmp_path / f"{name}.tif"
         assert main(["level", str(src), "--out", str(path), "--quiet", *flags]) == 0
         out[name] = read_stack(path).heights[1]
     assert abs(np.nanmean(out["mean"])) < 1e-3
-    assert np.median(out["floor"][terrace]) > 9  # the floor took 0 nm
-    assert abs(np.median(out["top"][terrace])) < 0.1  # the terrace is back at 0 nm
-    saved = read_stack(tmp_path / "top.tif").metadata["saved"]["metadata"]
-    assert saved["levelling"]["top_reference"] is True
+    floor = truth == truth.min()
+    assert abs(np.median(out["fit"][floor])) < 0.1  # the fitted surface is at 0 nm
+    assert np.nanmean(out["fit"]) > 1.0
+    saved = read_stack(tmp_path / "fit.tif").metadata["saved"]["metadata"]
+    assert saved["levelling"]["zero_mean"] is False
 
 
 def test_synth_writes_image_and_labels(tmp_path):

@@ -25,7 +25,6 @@ from napari_calcite_afm.level import (
     remove_scars,
     row_offsets,
     shift_stack,
-    top_plateau_offset,
     zero_mean,
 )
 
@@ -638,7 +637,7 @@ def test_register_max_shift_and_nan_frames():
         register_stack(stack[0])
 
 
-# --------------------------------------------------------------------------- top reference
+# --------------------------------------------------------------------------- pit-covered frames
 
 
 def pit_covered_frame(seed=0, shape=(128, 160), terrace_cols=32, depth=10.0):
@@ -660,49 +659,13 @@ def pit_covered_frame(seed=0, shape=(128, 160), terrace_cols=32, depth=10.0):
     return raw, truth
 
 
-def test_top_plateau_offset():
-    _raw, truth = pit_covered_frame()
-    floor = truth.min()
-    # levelled to the floor (what the robust background settles on): the terrace is found
-    assert top_plateau_offset(truth - floor) == pytest.approx(-floor, abs=0.05)
-    # a frame whose reference is the terrace is left alone, deep pits or not
-    assert top_plateau_offset(truth) == 0.0
-    assert top_plateau_offset(np.zeros((32, 32))) == 0.0
-    assert top_plateau_offset(np.full((8, 8), np.nan)) == 0.0
-    # debris: 5 % of the pixels spread over 2-30 nm above the terrace is no plateau
-    rng = np.random.default_rng(1)
-    z = rng.normal(0, 0.05, (100, 100))
-    z.flat[rng.choice(z.size, 500, replace=False)] = rng.uniform(2, 30, 500)
-    assert top_plateau_offset(z) == 0.0
-    # ... but a flat island of the same area is one
-    z = rng.normal(0, 0.05, (100, 100))
-    z[:5] += 6.0
-    assert top_plateau_offset(z) == pytest.approx(6.0, abs=0.05)
-    # a plateau below the threshold share is ignored
-    assert top_plateau_offset(z, min_fraction=0.1) == 0.0
-
-
-def test_level_frame_top_reference_on_a_pit_covered_frame():
+def test_level_frame_on_a_pit_covered_frame():
+    """Where a coalesced pit covers most of the frame, the background fit takes its
+    floor, the densest flat population, as the surface: the terrace stands above 0."""
     raw, truth = pit_covered_frame(seed=2)
-    plain = LevelSettings(zero_mean=False)
-    top = LevelSettings(zero_mean=False, top_reference=True)
+    z = level_frame(raw, LevelSettings(zero_mean=False))
     terrace, floor = truth == 0, truth == truth.min()
-    z0 = level_frame(raw, plain)
-    z1 = level_frame(raw, top)
-    # the background fit settles on the floor, the majority population...
-    assert abs(np.median(z0[floor])) < 0.1 and np.median(z0[terrace]) > 9
-    # ... the top reference puts the terrace at 0 and keeps the shape
-    assert abs(np.median(z1[terrace])) < 0.1
-    np.testing.assert_allclose(z1 - z0, z1[0, 0] - z0[0, 0], atol=1e-9)
-    # a frame whose terrace is the majority is unchanged
-    _, raw2, _, _ = frame(5, shape=(96, 128))
-    np.testing.assert_array_equal(
-        level_frame(raw2, LevelSettings(zero_mean=False)),
-        level_frame(raw2, LevelSettings(zero_mean=False, top_reference=True)),
-    )
-    # settings: off by default (and in files written before the option), on for models
-    from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS
-
-    assert LevelSettings().top_reference is False
-    assert LevelSettings.from_dict({"zero_mean": False}).top_reference is False
-    assert LevelSettings.from_dict(MODEL_LEVEL_DEFAULTS).top_reference is True
+    assert abs(np.median(z[floor])) < 0.1
+    assert np.median(z[terrace]) == pytest.approx(-truth.min(), abs=0.2)
+    # the shape is kept: the floor is flat and the terrace with it
+    assert np.percentile(z[floor], 99) - np.percentile(z[floor], 1) < 0.5

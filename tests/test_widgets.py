@@ -285,7 +285,6 @@ def test_train_progress_plot_stop_and_save(make_napari_viewer, qtbot, series, tm
     raw.metadata["levelling"] = {"background_order": 1, "zero_mean": True}
     level = widget.config().level
     assert level["background_order"] == 1 and level["zero_mean"] is False
-    assert level["top_reference"] is True
     raw.metadata.pop("levelling")
 
     # Stop ends a long training cleanly and keeps the best model

@@ -107,7 +107,6 @@ def cmd_level(args: argparse.Namespace) -> int:
         background_order=args.order,
         row_method=args.rows,
         scars=not args.no_scars,
-        top_reference=args.top_reference,
         zero_mean=not args.no_zero_mean,
     )
     cleaned = level_stack(stack.heights, settings, progress=_progress_printer("level", args.quiet))
@@ -382,12 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-zero-mean",
         action="store_true",
         help="keep the terraces at 0 nm instead of shifting each frame to a zero mean",
-    )
-    p.add_argument(
-        "--top-reference",
-        action="store_true",
-        help="with --no-zero-mean: on frames covered by pits, put the top terrace, not a "
-        "pit floor, at 0 nm",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_level)

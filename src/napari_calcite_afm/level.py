@@ -61,7 +61,6 @@ __all__ = [
     "remove_scars",
     "row_offsets",
     "shift_stack",
-    "top_plateau_offset",
     "zero_mean",
 ]
 
@@ -104,12 +103,6 @@ class LevelSettings:
     outlier_sigma : float
         Pixels further than this many robust standard deviations (MAD based) from the
         background are excluded from the next fit and from the second row alignment.
-    top_reference : bool
-        Re-reference the heights to the top surface when the background fit settled on
-        a pit floor (:func:`top_plateau_offset`): dissolution only removes material, so
-        the original terrace is the highest surface. Off by default; the segmentation
-        models turn it on, so that a frame almost covered by coalesced pits keeps its
-        terrace at 0 nm.
     zero_mean : bool
         Subtract the mean height (over valid pixels) at the end.
 
@@ -126,7 +119,6 @@ class LevelSettings:
     scars: bool = True
     robust_iterations: int = 3
     outlier_sigma: float = 2.5
-    top_reference: bool = False
     zero_mean: bool = True
 
     def __post_init__(self) -> None:
@@ -150,7 +142,6 @@ class LevelSettings:
             )
         self.outlier_sigma = sigma
         self.scars = bool(self.scars)
-        self.top_reference = bool(self.top_reference)
         self.zero_mean = bool(self.zero_mean)
 
     def to_dict(self) -> dict:
@@ -1115,75 +1106,6 @@ def zero_mean(image) -> np.ndarray:
     return z
 
 
-#: :func:`top_plateau_offset`: heights above the reference that no terrace reaches (nm;
-#: about 6 monolayer steps of 0.31 nm), the share of the pixels a plateau up there needs,
-#: and how flat it must be (half-width, nm, around its densest height)
-TOP_GAP_NM = 2.0
-TOP_MIN_FRACTION = 0.02
-TOP_FLAT_NM = 1.0
-
-
-def top_plateau_offset(
-    levelled,
-    gap_nm: float = TOP_GAP_NM,
-    min_fraction: float = TOP_MIN_FRACTION,
-    flat_nm: float = TOP_FLAT_NM,
-) -> float:
-    """Height (nm) of the top plateau of a levelled frame, or 0 if the reference is it.
-
-    The robust background of :func:`level_frame` settles on the densest flat population
-    of heights. On a frame almost covered by coalesced multilayer pits, that is a pit
-    floor, and the surviving terrace stands nanometres above 0. Dissolution only removes
-    material, so the terrace is the highest surface: when at least ``min_fraction`` of the
-    valid pixels lie more than ``gap_nm`` above 0, and at least ``min_fraction`` lie
-    within ``flat_nm`` of the densest height among them (a flat plateau, not the spread
-    heights of debris), that densest height is taken as the new reference, and again
-    from there while a higher plateau qualifies.
-
-    Parameters
-    ----------
-    levelled : array_like
-        Levelled heights (nm), terraces near 0 (as :func:`level_frame` gives without
-        ``zero_mean``). NaN pixels are ignored.
-    gap_nm : float
-        Height above the current reference that no terrace reaches (nm).
-    min_fraction : float
-        Share of the valid pixels the plateau must hold.
-    flat_nm : float
-        Half-width (nm) of the height band around the plateau's densest height that
-        must hold ``min_fraction`` of the pixels.
-
-    Returns
-    -------
-    float
-        The offset (nm) to subtract; 0.0 when nothing qualifies.
-
-    Examples
-    --------
-    >>> z = np.full((100, 100), -10.0)      # a pit floor over most of the frame
-    >>> z[:20] = 0.0                        # terrace on a fifth of it, 10 nm higher
-    >>> top_plateau_offset(z - (-10.0))     # levelled to the floor
-    10.0
-    >>> top_plateau_offset(np.zeros((50, 50)))
-    0.0
-    """
-    v = np.asarray(levelled, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 0.0
-    need = max(1, int(np.ceil(min_fraction * v.size)))
-    offset = 0.0
-    for _ in range(8):  # each step climbs at least gap_nm; a few steps at most
-        up = v[v > offset + gap_nm]
-        if up.size < need:
-            break
-        centre, _ = _centre_spread(up)
-        if np.count_nonzero(np.abs(up - centre) <= flat_nm) < need:
-            break
-        offset = centre
-    return float(offset)
-
-
 _PASSES = 2
 
 
@@ -1196,9 +1118,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     3. row alignment of the raw frame minus the background over the background mask,
        then the background again (two such passes);
     4. scar repair (``settings.scars``);
-    5. re-reference to the top plateau (``settings.top_reference``,
-       :func:`top_plateau_offset`);
-    6. zero mean (``settings.zero_mean``).
+    5. zero mean (``settings.zero_mean``).
 
     With ``row_method="none"`` steps 1 and 3 are skipped.
 
@@ -1267,10 +1187,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     # 4. scars
     if s.scars:
         z = remove_scars(z)
-    # 5. top surface as reference, where the background fit took a pit floor
-    if s.top_reference:
-        z = z - top_plateau_offset(z)
-    # 6. zero mean
+    # 5. zero mean
     if s.zero_mean:
         z = zero_mean(z)
     z[nan] = np.nan

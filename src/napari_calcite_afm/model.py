@@ -100,7 +100,7 @@ DEFAULT_DILATIONS: tuple[int, ...] = (1, 2, 4)
 #: Levelling used by segmentation models unless told otherwise: the package defaults but
 #: without the final zero mean, so that the terraces (the inliers of the robust background
 #: fit) sit at 0 nm in every frame instead of shifting with the area of the pits.
-MODEL_LEVEL_DEFAULTS: dict[str, Any] = {"zero_mean": False, "top_reference": True}
+MODEL_LEVEL_DEFAULTS: dict[str, Any] = {"zero_mean": False}
 #: Input transforms: ``"linear"`` ``x = (z - center_nm) / scale_nm``; ``"asinh"``
 #: ``x = asinh((z - center_nm) / scale_nm)``, linear for small heights (monolayer steps)
 #: and logarithmic for deep pits, so one deep pit does not dominate the input's range.

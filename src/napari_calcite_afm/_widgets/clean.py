@@ -90,12 +90,6 @@ class CleanWidget(QWidget):
             "pixels farther than this from the background (in standard deviations) are "
             "treated as features and left out of the fit"
         )
-        self.top_reference = QCheckBox("top terrace at 0 nm on frames covered by pits")
-        self.top_reference.setToolTip(
-            "where coalesced pits cover most of a frame, the background fit takes a pit "
-            "floor as the surface; this puts the surviving terrace (the highest plateau) "
-            "at 0 nm instead"
-        )
         self.zero_mean = QCheckBox("zero mean height")
         self.zero_mean.setToolTip("shift each frame so its mean height is 0 nm")
         self.register = QCheckBox("correct drift between frames (registration)")
@@ -121,7 +115,6 @@ class CleanWidget(QWidget):
         form.addRow("feature passes", self.robust_iterations)
         form.addRow("feature threshold", self.outlier_sigma)
         form.addRow(self.scars)
-        form.addRow(self.top_reference)
         form.addRow(self.zero_mean)
         box.setLayout(form)
 
@@ -156,7 +149,6 @@ class CleanWidget(QWidget):
         self.outlier_sigma.valueChanged.connect(self._schedule_preview)
         self.row_method.currentIndexChanged.connect(self._schedule_preview)
         self.scars.toggled.connect(self._schedule_preview)
-        self.top_reference.toggled.connect(self._schedule_preview)
         self.zero_mean.toggled.connect(self._schedule_preview)
         self.image.currentIndexChanged.connect(self._schedule_preview)
         viewer.dims.events.current_step.connect(self._schedule_preview)
@@ -180,7 +172,6 @@ class CleanWidget(QWidget):
             scars=self.scars.isChecked(),
             robust_iterations=self.robust_iterations.value(),
             outlier_sigma=self.outlier_sigma.value(),
-            top_reference=self.top_reference.isChecked(),
             zero_mean=self.zero_mean.isChecked(),
         )
 
@@ -195,7 +186,6 @@ class CleanWidget(QWidget):
         self.scars.setChecked(bool(settings.scars))
         self.robust_iterations.setValue(int(settings.robust_iterations))
         self.outlier_sigma.setValue(float(settings.outlier_sigma))
-        self.top_reference.setChecked(bool(settings.top_reference))
         self.zero_mean.setChecked(bool(settings.zero_mean))
 
     # ----------------------------------------------------------------- preview

@@ -234,8 +234,7 @@ class TrainWidget(QWidget):
         levelling = (image.metadata or {}).get("levelling") if image is not None else None
         if levelling:
             # keep the user's levelling choices, but like the shipped models without the
-            # final zero mean and with the top terrace as reference, so terraces sit at
-            # 0 nm whatever the pit area
+            # final zero mean, so terraces sit at 0 nm whatever the pit area
             levelling = {**levelling, **MODEL_LEVEL_DEFAULTS}
         return TrainConfig(
             iterations=iterations,
