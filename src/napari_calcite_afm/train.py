@@ -79,7 +79,7 @@ RECOMMENDED_DILATIONS: tuple[int, ...] = (1, 2, 4, 8, 16)
 #: Training budget for a GPU: 16 times the default's patches. On an H200 it trained the
 #: default U-Net in 199 s to pit IoU 0.895 on the benchmark's test frames, against 0.847
 #: for the default 800 x 8 (``benchmarks/results/training_budget.md``); on a 2-core CPU
-#: it takes about 40 minutes. ``calcite-afm train`` uses it when it trains on a GPU and
+#: it takes about 47 minutes. ``calcite-afm train`` uses it when it trains on a GPU and
 #: neither ``--iterations`` nor ``--batch-size`` is given.
 GPU_BUDGET: dict[str, int] = {"iterations": 3200, "batch_size": 32}
 
