@@ -247,7 +247,8 @@ def shipped_row(te_raw: np.ndarray, te_lab: np.ndarray, device: str) -> dict:
     net_ms, all_ms = inference_ms(model)
     budget = f"{cfg.get('iterations')} x {cfg.get('batch_size')} patches"
     took = model.info.get("training_time_s")
-    name = f"shipped default model ({budget}, trained once in {took:.0f} s on other frames)"
+    took = f" in {took:.0f} s" if isinstance(took, (int, float)) else ""
+    name = f"shipped default model ({budget}, trained once{took} on other frames)"
     log(
         f"  [{name}] test acc {m['pixel_accuracy']:.4f} mean acc {m['mean_accuracy']:.4f} "
         f"IoU {np.round(m['iou'], 4).tolist()} infer {net_ms:.0f} ms"
