@@ -45,7 +45,7 @@ import torch
 from napari_calcite_afm.level import LevelSettings, level_frame
 from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS, SegmentationModel
 from napari_calcite_afm.predict import predict_frame, predict_stack, segmentation_metrics
-from napari_calcite_afm.synthetic import make_frame
+from napari_calcite_afm.synthetic import make_frame, make_frames
 from napari_calcite_afm.train import TrainConfig, prepare_labels, train_model
 
 TRAIN_SEED0 = 9_000_000
@@ -58,24 +58,9 @@ def log(*args) -> None:
     print(*args, flush=True)
 
 
-def _frame(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    raw, _clean, lab = make_frame(size, seed=seed)
-    return raw, lab
-
-
 def make_data(n: int, size: int, seed0: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic (raw nm, labels) frames of seeds ``seed0 + i``, on ``jobs`` processes.
-
-    Each frame depends on its seed alone, so any number of jobs gives the same frames.
-    """
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as pool:
-            pairs = list(pool.map(_frame, [size] * n, range(seed0, seed0 + n), chunksize=4))
-    else:
-        pairs = [_frame(size, seed0 + i) for i in range(n)]
-    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
+    """``n`` synthetic (raw nm, labels) frames of seeds ``seed0 + i``, on ``jobs`` processes."""
+    return make_frames(n, size, seed0=seed0, jobs=jobs)
 
 
 def scribbles(labels: np.ndarray, rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:

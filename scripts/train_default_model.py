@@ -28,28 +28,11 @@ import numpy as np
 
 from napari_calcite_afm.model import default_model_path
 from napari_calcite_afm.predict import predict_stack, segmentation_metrics
-from napari_calcite_afm.synthetic import make_frame
+from napari_calcite_afm.synthetic import make_frames
 from napari_calcite_afm.train import TrainConfig, prepare_labels, train_model
 
 TRAIN_SEED0 = 7_000_000
 VAL_SEED0 = 7_500_000
-
-
-def _frame(size: int, seed: int):
-    raw, _clean, lab = make_frame(size, seed=seed)
-    return raw, lab
-
-
-def frames(n: int, size: int, seed0: int, jobs: int = 1):
-    """``n`` synthetic (raw nm, labels) frames; each depends on its seed alone."""
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs) as pool:
-            pairs = list(pool.map(_frame, [size] * n, range(seed0, seed0 + n), chunksize=4))
-    else:
-        pairs = [_frame(size, seed0 + i) for i in range(n)]
-    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
 
 
 def main(argv=None) -> int:
@@ -68,8 +51,8 @@ def main(argv=None) -> int:
     out = args.out or default_model_path(args.n_classes)
 
     t0 = time.perf_counter()
-    tr_raw, tr_lab = frames(args.n_train, args.size, TRAIN_SEED0, args.jobs)
-    va_raw, va_lab = frames(args.n_val, args.size, VAL_SEED0, args.jobs)
+    tr_raw, tr_lab = make_frames(args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs)
+    va_raw, va_lab = make_frames(args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs)
     print(f"generated {args.n_train} + {args.n_val} frames in {time.perf_counter() - t0:.0f} s")
 
     cfg = TrainConfig(

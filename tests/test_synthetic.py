@@ -307,3 +307,16 @@ def test_bad_arguments():
         make_frame(64, bogus=1)
     with pytest.raises(CalciteAFMError):
         add_artifacts(np.zeros((2, 3, 4)), 0)
+
+
+def test_make_frames_equals_make_frame_on_any_number_of_jobs():
+    from napari_calcite_afm.synthetic import make_frame, make_frames
+
+    raw1, lab1 = make_frames(3, 40, seed0=11)
+    raw2, lab2 = make_frames(3, 40, seed0=11, jobs=2)
+    np.testing.assert_array_equal(raw1, raw2)
+    np.testing.assert_array_equal(lab1, lab2)
+    raw, _clean, lab = make_frame(40, seed=12)
+    np.testing.assert_array_equal(raw1[1], raw)
+    np.testing.assert_array_equal(lab1[1], lab)
+    assert make_frames(0, 16)[0].shape == (0, 16, 16)

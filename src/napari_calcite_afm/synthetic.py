@@ -83,6 +83,7 @@ __all__ = [
     "SyntheticSeries",
     "add_artifacts",
     "make_frame",
+    "make_frames",
     "make_series",
 ]
 
@@ -1333,3 +1334,51 @@ def make_frame(
     else:
         raw = clean.copy()
     return raw, clean, labels
+
+
+def _raw_and_labels(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    raw, _clean, labels = make_frame(size, seed=seed)
+    return raw, labels
+
+
+def make_frames(
+    n: int, size: int = 512, *, seed0: int = 0, jobs: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` independent training frames, :func:`make_frame` with seeds ``seed0 + i``.
+
+    Parameters
+    ----------
+    n : int
+        Number of frames.
+    size : int
+        Frame size, pixels.
+    seed0 : int
+        Seed of the first frame; frame ``i`` has seed ``seed0 + i``.
+    jobs : int
+        Processes generating the frames. Each frame depends on its seed alone, so any
+        number of jobs gives the same frames.
+
+    Returns
+    -------
+    raw : numpy.ndarray
+        float32 ``(n, size, size)`` heights with artifacts, nm.
+    labels : numpy.ndarray
+        uint8 ``(n, size, size)``: 1 multilayer pit, 2 terrace, 3 monolayer pit.
+
+    Examples
+    --------
+    >>> raw, labels = make_frames(2, 48, seed0=7)
+    >>> raw.shape == labels.shape == (2, 48, 48)
+    True
+    """
+    seeds = range(int(seed0), int(seed0) + int(n))
+    if jobs > 1 and n > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(int(jobs)) as pool:
+            pairs = list(pool.map(_raw_and_labels, [size] * len(seeds), seeds, chunksize=4))
+    else:
+        pairs = [_raw_and_labels(size, s) for s in seeds]
+    if not pairs:
+        return np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8)
+    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
