@@ -42,7 +42,9 @@ from napari_calcite_afm.train import (
     TrainConfig,
     TrainError,
     class_weights,
+    native_bfloat16,
     prepare_labels,
+    step_dtype,
     train_model,
 )
 
@@ -90,11 +92,12 @@ def trained(toy):
 
 
 def random_model(
-    n_classes=2, width=8, dilations=(1, 2, 4), seed=0, unet=False, multiscale=False
-) -> SegmentationModel:
+    n_classes=2, width=8, dilations=(1, 2, 4), seed=0, unet=False, multiscale=False,
+    decoder="concat",
+) -> SegmentationModel:  # fmt: skip
     torch.manual_seed(seed)
     if unet:
-        net = UNet(n_classes, width, dilations, multiscale=multiscale)
+        net = UNet(n_classes, width, dilations, multiscale=multiscale, decoder=decoder)
     else:
         net = DilatedNet(n_classes, width, dilations)
     # non-trivial batch-norm statistics, so that eval mode differs from identity
@@ -256,6 +259,76 @@ def test_multiscale_unet_fused_round_trip_and_old_files(shape, tmp_path):
     assert load_model(path).net.multiscale is False
     with pytest.raises(CalciteAFMError, match="U-Net only"):
         build_network("dilated", multiscale=True)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (5, 7), (64, 64)])
+def test_unet_add_decoder_any_size_fused_round_trip_and_file_version(shape, tmp_path):
+    model = random_model(3, width=4, dilations=(1, 2), unet=True, seed=6, decoder="add")
+    classic = random_model(3, width=4, dilations=(1, 2), unet=True, seed=6)
+    n_params = [sum(p.numel() for p in m.net.parameters()) for m in (model, classic)]
+    assert n_params[0] < 0.8 * n_params[1]  # the cheaper decoder
+    assert model.architecture()["decoder"] == "add"
+    assert classic.architecture()["decoder"] == "concat"
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        ref = model.net(x)
+        fused = model.inference_module("cpu")(x)
+    assert ref.shape == (2, 3, *shape)
+    torch.testing.assert_close(fused, ref, atol=1e-4, rtol=1e-4)
+    path = model.save(tmp_path / "add.pt")
+    # version 1 readers would build the classic decoder: the file says it needs 2
+    assert torch.load(path, weights_only=True)["format_version"] == 2
+    assert torch.load(classic.save(tmp_path / "cat.pt"), weights_only=True)["format_version"] == 1
+    back = load_model(path)
+    assert back.net.decoder_kind == "add" and back.architecture() == model.architecture()
+    frame = np.random.default_rng(2).normal(0, 1, shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        predict_frame(back, frame, levelled=True)[1], predict_frame(model, frame, levelled=True)[1]
+    )
+    # files written before the option hold no "decoder" key: the classic decoder
+    old = classic.save(tmp_path / "old.pt")
+    payload = torch.load(old, weights_only=True)
+    meta = json.loads(payload["metadata"])
+    del meta["architecture"]["decoder"]
+    payload["metadata"] = json.dumps(meta)
+    torch.save(payload, old)
+    assert load_model(old).net.decoder_kind == "concat"
+    # a file that names an unknown decoder is refused with the file's name
+    meta["architecture"]["decoder"] = "sum"
+    payload["metadata"] = json.dumps(meta)
+    torch.save(payload, old)
+    with pytest.raises(AFMFileError, match=r"old\.pt.*decoder"):
+        load_model(old)
+    with pytest.raises(CalciteAFMError, match="decoder"):
+        UNet(decoder="sum")
+
+
+def test_step_precision(monkeypatch):
+    from napari_calcite_afm import train as train_mod
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert step_dtype("float32", cpu) == torch.float32
+    assert step_dtype("bfloat16", cpu) == torch.bfloat16
+    assert step_dtype("auto", cuda) == torch.float32  # GPUs: float32 unless asked
+    monkeypatch.setattr(train_mod, "native_bfloat16", lambda: False)
+    assert step_dtype("auto", cpu) == torch.float32  # emulated bfloat16 would be slower
+    monkeypatch.setattr(train_mod, "native_bfloat16", lambda: True)
+    assert step_dtype("auto", cpu) == torch.bfloat16
+    assert isinstance(native_bfloat16(), bool)
+    assert TrainConfig().precision == "auto" and TrainConfig().decoder == "add"
+    with pytest.raises(TrainError, match="precision"):
+        TrainConfig(precision="float16")
+    with pytest.raises(TrainError, match="decoder"):
+        TrainConfig(decoder="sum")
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_learns_in_either_precision(toy, precision):
+    images, labels = toy
+    res = train_model(images, labels, TrainConfig(**FAST, seed=3, precision=precision))
+    assert res.model.info["step_dtype"] == precision
+    assert res.best_val_accuracy > 0.9
+    assert all(p.dtype == torch.float32 for p in res.model.net.parameters())
 
 
 def test_unet_tiles_close_to_whole_frame():
@@ -490,7 +563,7 @@ def test_balanced_patches_centre_on_rare_classes():
     y[:5, :5] = 0  # a multilayer pit on 1 % of the pixels
     y[-1] = -1  # unlabelled
     by_class = [np.flatnonzero(y == k) for k in (0, 1)]
-    fr = _Frame(np.zeros((1, 50, 50), np.float32), y, np.flatnonzero(y >= 0), by_class)
+    fr = _Frame(np.zeros((50, 50, 1), np.float32), y, np.flatnonzero(y >= 0), by_class)
     # 1 px patches: each patch is its centre pixel
     plain = _sample_batch([fr], np.ones(1), np.random.default_rng(0), 2000, 1, False)[1]
     balanced = _sample_batch(
@@ -504,6 +577,25 @@ def test_balanced_patches_centre_on_rare_classes():
     only = _Frame(fr.x, np.ones((50, 50), np.int64), np.arange(2500), all_terrace)
     assert (_sample_batch([only], np.ones(1), np.random.default_rng(1), 50, 1, False,
                           balance=True)[1] == 1).all()  # fmt: skip
+
+
+def test_patches_keep_features_and_targets_aligned_under_augmentation():
+    """Flips and rotations move the channels-last features with their targets."""
+    from napari_calcite_afm.train import _Frame, _sample_batch
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, (40, 48)).astype(np.int64)
+    ramp = np.arange(40 * 48, dtype=np.float32).reshape(40, 48)  # exact in float16
+    x = np.stack([y.astype(np.float32), ramp, -ramp], axis=-1).astype(np.float16)
+    fr = _Frame(x, y, np.flatnonzero(y >= 0))
+    xs, ys = _sample_batch([fr], np.ones(1), np.random.default_rng(0), 64, 24, True)
+    assert xs.shape == (64, 24, 24, 3) and xs.dtype == np.float16  # the features' dtype
+    assert ys.shape == (64, 24, 24)
+    np.testing.assert_array_equal(xs[..., 0], ys)
+    np.testing.assert_array_equal(xs[..., 1], -xs[..., 2])
+    # the augmentation turns the patches: the ramp does not always increase along rows
+    rising = [(np.diff(p[..., 1], axis=1) > 0).all() for p in xs]
+    assert 0 < sum(rising) < len(rising)
 
 
 def test_labels_helpers():

@@ -229,6 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         width=args.width,
         levels=args.levels,
         multiscale=args.multiscale,
+        decoder=args.decoder,
+        precision=args.precision,
         seed=args.seed,
         device=args.device,
         dilations=None if args.dilations is None else tuple(_parse_lags(args.dilations)),
@@ -403,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--iterations",
         type=int,
         default=None,
-        help="training iterations (800; 3200 on a GPU, see docs/segmentation.md)",
+        help="training iterations (1500; 3200 on a GPU, see docs/segmentation.md)",
     )
     p.add_argument(
         "--batch-size",
@@ -446,6 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="U-Net only: fixed multiscale input features (smoothed heights, roughness, "
         "slope) as first layer (default: on for the U-Net)",
+    )
+    p.add_argument(
+        "--decoder",
+        choices=["add", "concat"],
+        default="add",
+        help="U-Net only: how the decoder joins its skip connections: 'add' (1x1 "
+        "projection, addition, one conv; cheaper steps, the default) or 'concat' (the "
+        "classic U-Net)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="arithmetic of the training steps: 'auto' (bfloat16 on CPUs with native "
+        "bfloat16 instructions, else float32), 'float32' or 'bfloat16'",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

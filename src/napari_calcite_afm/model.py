@@ -77,6 +77,7 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "INPUT_TRANSFORMS",
     "MODEL_LEVEL_DEFAULTS",
+    "UNET_DECODERS",
     "ARCHITECTURES",
     "MultiscaleFeatures",
     "DilatedNet",
@@ -93,8 +94,10 @@ __all__ = [
 
 #: Name stored in every model file (``"format"`` key).
 MODEL_FORMAT = "napari-calcite-afm/segmentation-model"
-#: Version of the model file layout; files with a larger number are refused.
-MODEL_FORMAT_VERSION = 1
+#: Version of the model file layout; files with a larger number are refused. A file is
+#: written with the lowest version that can read it: 2 only for a U-Net with
+#: ``decoder="add"``, which readers of version 1 would build as the wrong network.
+MODEL_FORMAT_VERSION = 2
 #: The study's dilations (receptive field 15 pixels).
 DEFAULT_DILATIONS: tuple[int, ...] = (1, 2, 4)
 #: Levelling used by segmentation models unless told otherwise: the package defaults but
@@ -426,6 +429,10 @@ class MultiscaleFeatures(nn.Module):
         return torch.cat(feats, dim=1)
 
 
+#: Ways a :class:`UNet` decoder stage joins the skip connection (``UNet(decoder=...)``).
+UNET_DECODERS: tuple[str, ...] = ("concat", "add")
+
+
 class UNet(nn.Module):
     """A small U-Net whose bottleneck is a stack of dilated convolutions.
 
@@ -455,6 +462,14 @@ class UNet(nn.Module):
         default: it raises the pit IoU on the benchmark's test frames from 0.79 to 0.84
         (same settings) and halves the gap to the random-forest baseline
         (``docs/segmentation.md``).
+    decoder : {"concat", "add"}
+        How each decoder stage joins the encoder's features of its scale.
+        ``"concat"`` (the classic U-Net, and the layout of model files written before
+        this option): bilinear 2x upsampling, concatenation with the skip, two conv
+        blocks. ``"add"`` (the training default): a 1x1 convolution to the skip's width,
+        nearest 2x upsampling, addition to the skip, one conv block. ``"add"`` has 27 %
+        fewer parameters and makes a training step 2.5 times cheaper together with
+        bfloat16 (``docs/segmentation.md``), so the same minutes train more steps.
 
     Notes
     -----
@@ -478,11 +493,15 @@ class UNet(nn.Module):
         dilations: Sequence[int] = (1, 2),
         levels: int = 3,
         multiscale: bool = False,
+        decoder: str = "concat",
     ) -> None:
         super().__init__()
         width, dilations = _check_width_dilations(width, dilations)
         if not 1 <= int(levels) <= 5:
             raise CalciteAFMError(f"levels must be 1 to 5, got {levels!r}")
+        if decoder not in UNET_DECODERS:
+            raise CalciteAFMError(f"decoder must be one of {UNET_DECODERS}, got {decoder!r}")
+        self.decoder_kind = str(decoder)
         self.n_classes = int(n_classes)
         self.width = int(width)
         self.dilations = dilations
@@ -500,8 +519,14 @@ class UNet(nn.Module):
             c = widths[-1]
         self.bottleneck = nn.Sequential(*bottom)
         self.decoder = nn.ModuleList()
+        # "add": 1x1 projections of the coarser features to the skip's width
+        self.project = nn.ModuleList()
         for w in reversed(widths[:-1]):
-            self.decoder.append(nn.Sequential(*_conv_block(c + w, w), *_conv_block(w, w)))
+            if self.decoder_kind == "add":
+                self.project.append(nn.Conv2d(c, w, 1, bias=False))
+                self.decoder.append(nn.Sequential(*_conv_block(w, w)))
+            else:
+                self.decoder.append(nn.Sequential(*_conv_block(c + w, w), *_conv_block(w, w)))
             c = w
         self.classifier = nn.Conv2d(c, self.n_classes, 1)
 
@@ -545,9 +570,14 @@ class UNet(nn.Module):
             skips.append(x)
             x = nn.functional.max_pool2d(x, 2)
         x = self.bottleneck(x)
-        for stage, skip in zip(self.decoder, reversed(skips)):
-            x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear")
-            x = stage(torch.cat([x, skip], dim=1))
+        if self.decoder_kind == "add":
+            for stage, project, skip in zip(self.decoder, self.project, reversed(skips)):
+                x = nn.functional.interpolate(project(x), size=skip.shape[-2:], mode="nearest")
+                x = stage(x + skip)
+        else:
+            for stage, skip in zip(self.decoder, reversed(skips)):
+                x = nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear")
+                x = stage(torch.cat([x, skip], dim=1))
         return self.classifier(x)[..., :rows, :cols]
 
     @torch.no_grad()
@@ -582,6 +612,7 @@ def build_network(
     dilations: Sequence[int] | None = None,
     levels: int = 3,
     multiscale: bool = False,
+    decoder: str = "concat",
 ) -> nn.Module:
     """A fresh network by architecture name.
 
@@ -597,6 +628,8 @@ def build_network(
         Downsamplings of :class:`UNet` (ignored by :class:`DilatedNet`).
     multiscale : bool
         :class:`UNet` only: fixed :class:`MultiscaleFeatures` as first layer.
+    decoder : {"concat", "add"}
+        :class:`UNet` only: how a decoder stage joins its skip connection.
 
     Returns
     -------
@@ -613,6 +646,7 @@ def build_network(
     if name == "UNet":
         kw["levels"] = levels
         kw["multiscale"] = bool(multiscale)
+        kw["decoder"] = decoder
     elif multiscale:
         raise CalciteAFMError("multiscale input features are available for the U-Net only")
     return ARCHITECTURES[name](**kw)
@@ -867,13 +901,18 @@ class SegmentationModel:
         if isinstance(self.net, UNet):
             arch["levels"] = self.net.levels
             arch["multiscale"] = self.net.multiscale
+            arch["decoder"] = self.net.decoder_kind
         return arch
+
+    def format_version(self) -> int:
+        """The lowest model-file version that can read this model (1 or 2)."""
+        return 2 if getattr(self.net, "decoder_kind", "concat") != "concat" else 1
 
     def metadata(self) -> dict:
         """JSON-serialisable description of the model (everything except the weights)."""
         return {
             "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
+            "format_version": self.format_version(),
             "package_version": self.package_version,
             "architecture": self.architecture(),
             "class_names": {str(k): v for k, v in self.class_names.items()},
@@ -914,7 +953,7 @@ class SegmentationModel:
         state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
         payload = {
             "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
+            "format_version": self.format_version(),
             "metadata": meta,
             "state_dict": state,
         }
@@ -1051,6 +1090,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = None) -> Segment
             dilations=tuple(int(d) for d in arch["dilations"]),
             levels=int(arch.get("levels", 3)),
             multiscale=bool(arch.get("multiscale", False)),
+            decoder=str(arch.get("decoder", "concat")),
         )
         norm = meta["normalisation"]
         state = payload["state_dict"]
