@@ -254,6 +254,11 @@ def describe(cfg: TrainConfig) -> str:
     return f"dilated CNN, dilations {tuple(cfg.dilations)}, width {cfg.width}"
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``."""
+    return str(dtype).removeprefix("torch.")
+
+
 def fmt(v, digits=4):
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "-"
@@ -460,7 +465,7 @@ def main(argv=None) -> int:
         "0.99); pixel acc = Matlab's global accuracy. Default configuration (U-Net rows): "
         f"{base.iterations} iterations, batch {base.batch_size} patches of "
         f"{base.patch_size} px, {base.optimizer} lr {base.lr} ({base.schedule}), "
-        f"training steps in {step_dtype(base.precision, resolve_device(base.device))} "
+        f"training steps in {dtype_name(step_dtype(base.precision, resolve_device(base.device)))} "
         f"(precision {base.precision!r}), class "
         "weighting off for two classes and on for three (the defaults). Dilated rows: "
         "1500 iterations, patches of 128 px, loss on the pixels whose receptive field "

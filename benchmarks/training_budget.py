@@ -1,6 +1,6 @@
 """Training budget: how test accuracy grows with training compute.
 
-The default configuration trains 800 iterations of 8 patches, about 3 minutes on a
+The default configuration trains 1500 iterations of 8 patches, about 3 minutes on a
 2-core CPU. This script trains the default network with several budgets (iterations x
 batch, optionally another width, patch size or learning rate) on the segmentation
 benchmark's frames (``benchmarks/segmentation.py``: 240 training frames of seeds
@@ -12,16 +12,17 @@ times the default fit in the same minutes.
 
 Usage::
 
-    # GPU: the default budget, then 16 and 32 times more compute, and a wider network
+    # GPU: the default budget, then more compute, and the classic decoder
     python benchmarks/training_budget.py --device cuda --jobs 16 \\
-        --budget 800x8 --budget 3200x32 --budget 6400x32 --budget 3200x32:w16
+        --budget 1500x8 --budget 3200x32 --budget 6400x8 --budget 3200x32:dconcat
 
     # CPU, a few minutes: 48 + 12 frames of 256 px
     python benchmarks/training_budget.py --quick
 
 A budget is ``ITERATIONSxBATCH`` followed by any of ``:wWIDTH``, ``:pPATCH`` (pixels),
-``:lLR``. The table is printed and written to ``benchmarks/results/training_budget.md``
-(``--out``); ``--save DIR`` also writes each model and its test predictions there.
+``:lLR``, ``:dDECODER`` (``add`` or ``concat``). The table is printed and written to
+``benchmarks/results/training_budget.md`` (``--out``); ``--save DIR`` also writes each
+model and its test predictions there.
 """
 
 from __future__ import annotations
@@ -41,43 +42,51 @@ from segmentation import (
     TEST_SEED0,
     TRAIN_SEED0,
     device_name,
+    dtype_name,
     inference_ms,
     log,
     make_data,
 )
 
 from napari_calcite_afm.level import LevelSettings, level_frame
-from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS
+from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS, resolve_device
 from napari_calcite_afm.predict import predict_stack, segmentation_metrics
-from napari_calcite_afm.train import TrainConfig, prepare_labels, train_model
+from napari_calcite_afm.train import TrainConfig, prepare_labels, step_dtype, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training_budget.md"
 
 
 def parse_budget(text: str) -> dict:
-    """``"3200x32:w16:p192:l0.005"`` to TrainConfig fields.
+    """``"3200x32:w16:p192:l0.005:dconcat"`` to TrainConfig fields.
 
-    >>> parse_budget("3200x32:w16")
-    {'iterations': 3200, 'batch_size': 32, 'width': 16}
+    >>> parse_budget("3200x32:w16:dconcat")
+    {'iterations': 3200, 'batch_size': 32, 'width': 16, 'decoder': 'concat'}
     """
     head, *opts = text.split(":")
     try:
         it, batch = (int(v) for v in head.lower().split("x"))
         out: dict = {"iterations": it, "batch_size": batch}
-        keys = {"w": ("width", int), "p": ("patch_size", int), "l": ("lr", float)}
+        keys = {
+            "w": ("width", int),
+            "p": ("patch_size", int),
+            "l": ("lr", float),
+            "d": ("decoder", str),
+        }
         for o in opts:
             name, kind = keys[o[0]]
             out[name] = kind(o[1:])
     except (ValueError, KeyError, IndexError):
         raise SystemExit(
-            f"bad budget {text!r}: expected ITERATIONSxBATCH[:wWIDTH][:pPATCH][:lLR]"
+            f"bad budget {text!r}: expected ITERATIONSxBATCH[:wWIDTH][:pPATCH][:lLR][:dDECODER]"
         ) from None
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--budget", action="append", default=[], help="ITxBATCH[:wW][:pP][:lLR]")
+    ap.add_argument(
+        "--budget", action="append", default=[], help="ITxBATCH[:wW][:pP][:lLR][:dDECODER]"
+    )
     ap.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
     ap.add_argument("--size", type=int, default=512, help="frame size, pixels (512)")
@@ -91,7 +100,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.n_train, args.n_test = 256, 48, 12
         args.budget = args.budget or ["100x8", "200x8"]
-    budgets = [parse_budget(b) for b in (args.budget or ["800x8"])]
+    budgets = [parse_budget(b) for b in (args.budget or ["1500x8"])]
     threads = len(os.sched_getaffinity(0))
     dev = device_name(args.device)
     log(f"device {dev}, {threads} CPU threads, torch {torch.__version__}")
@@ -110,9 +119,10 @@ def main(argv=None) -> int:
     for b in budgets:
         cfg = TrainConfig(device=args.device, seed=args.seed, **b)
         cfg.eval_every = max(100, cfg.iterations // 8)
+        dtype = dtype_name(step_dtype(cfg.precision, resolve_device(cfg.device)))
         name = (
             f"{cfg.iterations} x {cfg.batch_size}, width {cfg.width}, "
-            f"patch {cfg.patch_size}, lr {cfg.lr:g}"
+            f"patch {cfg.patch_size}, lr {cfg.lr:g}, {cfg.decoder} decoder, {dtype} steps"
         )
 
         def progress(d, name=name, every=cfg.eval_every):
@@ -137,7 +147,7 @@ def main(argv=None) -> int:
         rows.append((name, m, res.elapsed_s, net_ms))
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-            tag = f"{cfg.iterations}x{cfg.batch_size}_w{cfg.width}_p{cfg.patch_size}"
+            tag = f"{cfg.iterations}x{cfg.batch_size}_w{cfg.width}_p{cfg.patch_size}_{cfg.decoder}"
             res.model.save(args.save / f"model_{tag}.pt")
             np.savez_compressed(args.save / f"pred_{tag}.npz", pred=pred)
 

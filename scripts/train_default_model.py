@@ -11,10 +11,13 @@ The tests use seeds 0-99 and 424242 and the benchmark 9_000_000 + i / 9_100_000 
 the default model never saw the frames it is tested on. The seed ranges are stored in the
 model (``model.info``).
 
-Usage::
+Usage (the shipped files were trained with these budgets, before the additive decoder
+and bfloat16 steps became the defaults, hence ``--decoder concat --precision float32``)::
 
-    python scripts/train_default_model.py                 # default.pt
-    python scripts/train_default_model.py --n-classes 3   # default3.pt
+    python scripts/train_default_model.py --decoder concat --precision float32
+        --iterations 3200 --batch-size 32                       # default.pt (one line)
+    python scripts/train_default_model.py --decoder concat --precision float32
+        --n-classes 3 --iterations 1600 --batch-size 32         # default3.pt (one line)
 """
 
 from __future__ import annotations
@@ -41,9 +44,25 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=240)
     ap.add_argument("--n-val", type=int, default=16)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--iterations", type=int, default=800)
-    ap.add_argument("--batch-size", type=int, default=8, help="patches per iteration")
+    ap.add_argument(
+        "--iterations", type=int, default=None, help="optimiser steps (TrainConfig's default)"
+    )
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="patches per step (TrainConfig's default)"
+    )
     ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
+    ap.add_argument(
+        "--decoder",
+        choices=("add", "concat"),
+        default=None,
+        help="U-Net decoder (TrainConfig's default, 'add'; the shipped models: 'concat')",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="training-step arithmetic (the shipped models: float32)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")
@@ -55,14 +74,18 @@ def main(argv=None) -> int:
     va_raw, va_lab = make_frames(args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs)
     print(f"generated {args.n_train} + {args.n_val} frames in {time.perf_counter() - t0:.0f} s")
 
+    budget = {
+        k: v for k, v in (("iterations", args.iterations), ("batch_size", args.batch_size)) if v
+    }
     cfg = TrainConfig(
-        iterations=args.iterations,
-        batch_size=args.batch_size,
+        **budget,
         n_classes=args.n_classes,
         seed=args.seed,
-        eval_every=max(50, args.iterations // 20),
         device=args.device,
+        decoder=args.decoder,
+        precision=args.precision,
     )
+    cfg.eval_every = max(50, cfg.iterations // 20)
 
     def progress(d):
         if d["val_accuracy"] is not None and d["iteration"] % cfg.eval_every == 0:

@@ -160,6 +160,15 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     assert cfg["batch_size"] == 3 and cfg["device"] == "cpu"
     assert main([*argv, "--iterations", "1", "--device", "tpu9", "--quiet"]) != 0
     assert "tpu9" in capsys.readouterr().err
+    # the decoder and the step precision reach the network and the stored configuration
+    extra = ["--iterations", "2", "--width", "4", "--quiet"]
+    assert main([*argv, *extra, "--decoder", "concat", "--precision", "float32"]) == 0
+    model = load_model(bare)
+    assert model.architecture()["decoder"] == "concat" and model.info["step_dtype"] == "float32"
+    assert model.train_config["precision"] == "float32"
+    assert main([*argv, *extra, "--precision", "bfloat16"]) == 0
+    model = load_model(bare)
+    assert model.architecture()["decoder"] == "add" and model.info["step_dtype"] == "bfloat16"
 
 
 def test_train_budget_follows_the_device(monkeypatch, capsys):

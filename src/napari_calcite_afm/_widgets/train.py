@@ -100,7 +100,11 @@ class TrainWidget(QWidget):
         self.iterations.setRange(10, 100_000)
         self.iterations.setSingleStep(50)
         self.iterations.setValue(300)
-        self.iterations.setToolTip("optimiser steps (each a batch of training patches)")
+        self.iterations.setToolTip(
+            "optimiser steps (each a batch of training patches). 300 give a quick first "
+            "network; 1500 (the command line's default) train a better one in about 3 "
+            "minutes on a 2-core CPU"
+        )
         self.batch = QSpinBox()
         self.batch.setRange(1, 256)
         self.batch.setValue(8)
