@@ -636,6 +636,19 @@ def test_training_learns_and_is_reproducible(toy, trained):
     assert segmentation_metrics(np.stack(new_lab), pred, 2)["pixel_accuracy"] > 0.9
 
 
+def test_held_out_frames_beyond_the_validation_cap_train(toy):
+    images, labels = toy  # 8 frames of 64 x 64 px
+    frame_px = images[0].size
+    cfg = {**FAST, "iterations": 2, "val_fraction": 0.5}
+    capped = train_model(images, labels, TrainConfig(**cfg, max_val_pixels=2 * frame_px))
+    # half the frames are split off, two of them fit the cap: the other two train
+    assert capped.model.info["n_val_frames"] == 2
+    assert capped.model.info["n_train_frames"] == 6
+    roomy = train_model(images, labels, TrainConfig(**cfg, max_val_pixels=10 * frame_px))
+    assert roomy.model.info["n_val_frames"] == 4
+    assert roomy.model.info["n_train_frames"] == 4
+
+
 def test_progress_and_stop(toy):
     images, labels = toy
     reports = []

@@ -200,8 +200,9 @@ class TrainConfig:
         histories agree closely but not exactly.
     val_fraction : float
         Fraction of the labelled frames held out for validation when no validation
-        pairs are given (at least one frame when there are two or more frames). With a
-        single labelled frame, validation uses the training frame itself.
+        pairs are given (at least one frame when there are two or more frames), at most
+        as many as ``max_val_pixels`` holds: the others train. With a single labelled
+        frame, validation uses the training frame itself.
     level : dict or None
         :class:`~napari_calcite_afm.level.LevelSettings` as a dict. None:
         :data:`~napari_calcite_afm.model.MODEL_LEVEL_DEFAULTS`, the package defaults
@@ -236,8 +237,8 @@ class TrainConfig:
     eval_every : int
         Iterations between validations (and progress reports with accuracies).
     max_val_pixels : int
-        Cap on the validation pixels per evaluation (a fixed subset of the validation
-        frames is used above it).
+        Cap on the validation pixels per evaluation (a fixed subset of given validation
+        frames is used above it; frames split off the training set beyond it train).
     device : str
         ``"auto"`` (GPU if present), ``"cpu"``, ``"cuda"``...
     precision : {"auto", "float32", "bfloat16"}
@@ -842,6 +843,15 @@ def train_model(
     rng = np.random.default_rng(cfg.seed)
     if not va_img:
         tr_idx, va_idx = _split(len(tr_img), cfg.val_fraction, rng)
+        # held-out frames beyond the validation cap would be neither validated on nor
+        # trained on: they go back to training
+        kept = _cap_val(
+            [tr_img[i].size for i in va_idx],
+            cfg.max_val_pixels,
+            np.random.default_rng(cfg.seed + 1),
+        )
+        tr_idx = sorted(tr_idx + [i for k, i in enumerate(va_idx) if k not in kept])
+        va_idx = [va_idx[k] for k in sorted(kept)]
         va_img = [tr_img[i] for i in va_idx]
         va_lab = [tr_lab[i] for i in va_idx]
         tr_img = [tr_img[i] for i in tr_idx]
