@@ -304,6 +304,12 @@ def uncertainty(
     -------
     numpy.ndarray
         float32 map without the class axis; NaN where the probabilities are NaN.
+
+    Examples
+    --------
+    >>> p = np.array([[[0.5, 1.0]], [[0.5, 0.0]]])  # 2 classes, 1 x 2 pixels
+    >>> uncertainty(p, "margin")  # undecided, then certain
+    array([[1., 0.]], dtype=float32)
     """
     p = np.asarray(probabilities, dtype=np.float32)
     if p.ndim < 3:
@@ -430,6 +436,16 @@ def segmentation_metrics(truth: np.ndarray, predicted: np.ndarray, n_classes: in
     dict
         ``pixel_accuracy``, ``mean_accuracy`` (mean class recall), ``iou`` (list per
         label 1..n_classes), ``mean_iou``, ``confusion`` (nested list), ``n_pixels``.
+
+    Examples
+    --------
+    >>> truth = np.array([[1, 1, 2, 2], [0, 2, 2, 2]])  # 0: unlabelled, not scored
+    >>> pred = np.array([[1, 2, 2, 2], [1, 2, 2, 2]])
+    >>> m = segmentation_metrics(truth, pred, 2)
+    >>> m["n_pixels"], round(m["pixel_accuracy"], 3), float(m["mean_accuracy"])
+    (7, 0.857, 0.75)
+    >>> [round(v, 3) for v in m["iou"]]  # multilayer pit, terrace
+    [0.5, 0.833]
     """
     cm = confusion_matrix(truth, predicted, n_classes)
     iou = iou_per_class(cm)

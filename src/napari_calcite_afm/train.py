@@ -132,6 +132,15 @@ def step_dtype(precision: str, device: torch.device) -> torch.dtype:
     -------
     torch.dtype
         ``torch.bfloat16`` or ``torch.float32``.
+
+    Examples
+    --------
+    >>> step_dtype("float32", torch.device("cpu"))
+    torch.float32
+    >>> step_dtype("auto", torch.device("cuda"))  # GPUs: float32 unless asked
+    torch.float32
+    >>> step_dtype("auto", torch.device("cpu")) in (torch.float32, torch.bfloat16)
+    True
     """
     if precision == "bfloat16":
         return torch.bfloat16
@@ -481,6 +490,13 @@ def prepare_labels(labels: np.ndarray, n_classes: int) -> np.ndarray:
     -------
     numpy.ndarray
         uint8 labels in 0..n_classes.
+
+    Examples
+    --------
+    >>> prepare_labels(np.array([0, 1, 2, 3]), 2)  # monolayer pits count as terrace
+    array([0, 1, 2, 2], dtype=uint8)
+    >>> prepare_labels(np.array([0, 1, 2, 3]), 3)
+    array([0, 1, 2, 3], dtype=uint8)
     """
     lab = np.asarray(labels)
     if lab.dtype.kind == "f":
