@@ -112,6 +112,19 @@ def random_model(
     return SegmentationModel(net, center_nm=0.1, scale_nm=2.0, transform="asinh")
 
 
+def set_architecture_key(path, key, value=None):
+    """Rewrite a saved model's architecture ``key`` (None: delete it, as older files lack it)."""
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["metadata"])
+    if value is None:
+        del meta["architecture"][key]
+    else:
+        meta["architecture"][key] = value
+    payload["metadata"] = json.dumps(meta)
+    torch.save(payload, path)
+    return path
+
+
 # -- model and prediction -------------------------------------------------------------------
 
 
@@ -250,12 +263,7 @@ def test_multiscale_unet_fused_round_trip_and_old_files(shape, tmp_path):
         predict_frame(back, frame, levelled=True)[1], predict_frame(model, frame, levelled=True)[1]
     )
     # files written before the option existed hold no "multiscale" key: bare heights
-    path = plain.save(tmp_path / "old.pt")
-    payload = torch.load(path, weights_only=True)
-    meta = json.loads(payload["metadata"])
-    del meta["architecture"]["multiscale"]
-    payload["metadata"] = json.dumps(meta)
-    torch.save(payload, path)
+    path = set_architecture_key(plain.save(tmp_path / "old.pt"), "multiscale")
     assert load_model(path).net.multiscale is False
     with pytest.raises(CalciteAFMError, match="U-Net only"):
         build_network("dilated", multiscale=True)
@@ -286,17 +294,10 @@ def test_unet_add_decoder_any_size_fused_round_trip_and_file_version(shape, tmp_
         predict_frame(back, frame, levelled=True)[1], predict_frame(model, frame, levelled=True)[1]
     )
     # files written before the option hold no "decoder" key: the classic decoder
-    old = classic.save(tmp_path / "old.pt")
-    payload = torch.load(old, weights_only=True)
-    meta = json.loads(payload["metadata"])
-    del meta["architecture"]["decoder"]
-    payload["metadata"] = json.dumps(meta)
-    torch.save(payload, old)
+    old = set_architecture_key(classic.save(tmp_path / "old.pt"), "decoder")
     assert load_model(old).net.decoder_kind == "concat"
     # a file that names an unknown decoder is refused with the file's name
-    meta["architecture"]["decoder"] = "sum"
-    payload["metadata"] = json.dumps(meta)
-    torch.save(payload, old)
+    set_architecture_key(old, "decoder", "sum")
     with pytest.raises(AFMFileError, match=r"old\.pt.*decoder"):
         load_model(old)
     with pytest.raises(CalciteAFMError, match="decoder"):
