@@ -60,11 +60,6 @@ def log(*args) -> None:
     print(*args, flush=True)
 
 
-def make_data(n: int, size: int, seed0: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic (raw nm, labels) frames of seeds ``seed0 + i``, on ``jobs`` processes."""
-    return make_frames(n, size, seed0=seed0, jobs=jobs)
-
-
 def scribbles(labels: np.ndarray, rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
     """Sparse labels: thin random strokes inside each class region (about ``fraction``).
 
@@ -326,8 +321,8 @@ def main(argv=None) -> int:
         f"{args.size} px; torch {torch.__version__}, {threads} threads"
     )
     t0 = time.perf_counter()
-    tr_raw, tr_lab3 = make_data(args.n_train, args.size, TRAIN_SEED0, args.jobs)
-    te_raw, te_lab3 = make_data(args.n_test, args.size, TEST_SEED0, args.jobs)
+    tr_raw, tr_lab3 = make_frames(args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs)
+    te_raw, te_lab3 = make_frames(args.n_test, args.size, seed0=TEST_SEED0, jobs=args.jobs)
     log(f"  generated in {time.perf_counter() - t0:.0f} s")
     level = LevelSettings(**MODEL_LEVEL_DEFAULTS)
     t0 = time.perf_counter()

@@ -45,12 +45,12 @@ from segmentation import (
     dtype_name,
     inference_ms,
     log,
-    make_data,
 )
 
 from napari_calcite_afm.level import LevelSettings, level_frame
 from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS, resolve_device
 from napari_calcite_afm.predict import predict_stack, segmentation_metrics
+from napari_calcite_afm.synthetic import make_frames
 from napari_calcite_afm.train import TrainConfig, prepare_labels, step_dtype, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training_budget.md"
@@ -106,8 +106,8 @@ def main(argv=None) -> int:
     log(f"device {dev}, {threads} CPU threads, torch {torch.__version__}")
 
     t0 = time.perf_counter()
-    tr_raw, tr_lab3 = make_data(args.n_train, args.size, TRAIN_SEED0, args.jobs)
-    te_raw, te_lab3 = make_data(args.n_test, args.size, TEST_SEED0, args.jobs)
+    tr_raw, tr_lab3 = make_frames(args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs)
+    te_raw, te_lab3 = make_frames(args.n_test, args.size, seed0=TEST_SEED0, jobs=args.jobs)
     level = LevelSettings(**MODEL_LEVEL_DEFAULTS)
     te_z = np.stack([level_frame(f, level) for f in te_raw])
     tr_lab = np.stack([prepare_labels(lb, 2) for lb in tr_lab3])
