@@ -20,7 +20,10 @@ The default pipeline, :func:`level_frame`, is
    background (terrace) mask;
 3. the row alignment again, on the raw frame minus the background and over the
    background pixels only, then the background again; twice (TopoStats' two-pass idea,
-   repeated because a very large pit misleads the first alignment);
+   repeated because a very large pit misleads the first alignment). Rows that share
+   less than a tenth of a row of background pixels with their neighbour keep its
+   offset: where a pit covers most of a band of rows, the differences of all its pixels
+   follow the pit's walls;
 4. scar detection and repair;
 5. zero mean.
 
@@ -655,7 +658,21 @@ def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.
     return np.where(enough[:, None], flat, used)
 
 
-def _offsets_median_diff(z, used, data_rows):
+#: Residual row alignment (:func:`level_frame`): a pair of rows sharing fewer usable
+#: pixels than this fraction of a row keeps its offset (increment 0).
+_MIN_COMMON = 0.1
+
+
+def _offsets_median_diff(z, used, data_rows, gap_min: float | None = None):
+    """Offsets by the median of row-to-row differences (see :func:`row_offsets`).
+
+    ``gap_min`` (a fraction of the row) is for residual alignment, where ``z`` is a
+    frame whose background has already been taken off: a pair of rows sharing fewer
+    usable pixels than that gets increment 0 (the row keeps the offset of the row
+    before it) instead of the default fall-back to all finite pixels. Where a pit
+    covers most of a band of rows, that fall-back follows the pit's walls and turns
+    them into a ramp of offsets that the next background fit cannot undo.
+    """
     rows = z.shape[0]
     off = np.full(rows, np.nan)
     dr = np.flatnonzero(data_rows)
@@ -667,9 +684,14 @@ def _offsets_median_diff(z, used, data_rows):
     a, b = dr[:-1], dr[1:]
     diff = z[b] - z[a]
     used = _flat_along_rows(z, used)
-    med = _row_clipped_median(np.where(used[a] & used[b], diff, np.nan))
+    common = used[a] & used[b]
+    if gap_min is not None:
+        common[common.sum(axis=1) < gap_min * z.shape[1]] = False
+    med = _row_clipped_median(np.where(common, diff, np.nan))
     bad = ~np.isfinite(med)
-    if bad.any():  # no common usable pixel: fall back to common finite pixels ...
+    if bad.any() and gap_min is not None:
+        med[bad] = 0.0
+    elif bad.any():  # no common usable pixel: fall back to common finite pixels ...
         med[bad] = _row_nanmedian(diff[bad])
         bad = ~np.isfinite(med)
         if bad.any():  # ... then to the difference of the two rows' medians
@@ -1116,7 +1138,9 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     2. robust polynomial background of ``settings.background_order``; its inliers
        (terraces: pixels neither far in height nor steep) form the background mask;
     3. row alignment of the raw frame minus the background over the background mask,
-       then the background again (two such passes);
+       then the background again (two such passes); a pair of rows that shares fewer
+       than a tenth of a row of background pixels (a band of rows crossed mostly by a
+       pit) keeps its offset rather than following the pit's walls;
     4. scar repair (``settings.scars``);
     5. zero mean (``settings.zero_mean``).
 
@@ -1155,8 +1179,12 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     if not base.any():
         return z.astype(np.float32)
 
-    def offsets(img, used):
-        return np.nan_to_num(row_offsets(img, s.row_method, used, order=s.row_order), nan=0.0)
+    def offsets(img, used, residual=False):
+        if residual and s.row_method == "median_diff":
+            off = _offsets_median_diff(img, used, np.isfinite(img).any(axis=1), _MIN_COMMON)
+        else:
+            off = row_offsets(img, s.row_method, used, order=s.row_order)
+        return np.nan_to_num(off, nan=0.0)
 
     state = None
 
@@ -1181,7 +1209,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         #    pit wider than half the frame misleads the first alignment, and that
         #    misleads the first background mask
         for _ in range(_PASSES):
-            off = offsets(raw - bg, inliers & base)
+            off = offsets(raw - bg, inliers & base, residual=True)
             bg, inliers = background(_subtract_offsets(raw, off))
         z = _subtract_offsets(raw, off) - bg
     # 4. scars
