@@ -483,6 +483,56 @@ def test_level_frame_pit_over_a_band_of_rows():
     assert rms_error(out, clean) < 0.3
 
 
+@pytest.mark.parametrize("seed", [7_500_031, 7_500_021])
+def test_level_frame_pit_over_most_of_the_frame(seed):
+    # Generated frames where multilayer pits cover more than half of the frame (seeds
+    # found by scanning 120 frames; no benchmark uses 7.5M+). Their steep walls used
+    # to lead the row alignment (7_500_031: a ramp of offsets, 6.4 nm RMS) or bend the
+    # bow into the pit (7_500_021: 0.62 nm); a frame without the problem gives ~0.08.
+    from napari_calcite_afm.synthetic import make_frame
+
+    raw, clean, labels = make_frame(512, seed=seed)
+    assert (labels == 1).mean() > 0.5
+    out = level_frame(raw, LevelSettings(zero_mean=False))
+    assert rms_error(out, clean) < 0.2
+
+
+def test_x_background_ignores_offsets_and_pits():
+    rng = np.random.default_rng(21)
+    rows, cols = 200, 300
+    y = np.linspace(-1, 1, rows)[:, None]
+    x = np.linspace(-1, 1, cols)[None, :]
+    bow = 4.0 * x + 2.0 * x**2 - 1.5 * x * y
+    z = bow + 3.0 * y**2 + np.cumsum(rng.normal(0, 0.3, rows))[:, None]
+    z = z + rng.normal(0, 0.03, z.shape)
+    # a terraced pit (flat walls, 0.31 nm steps) over most of the frame
+    depth = np.floor(np.clip(1.0 - np.maximum(np.abs(x), np.abs(y + 0.2)), 0, None) / 0.05)
+    z = z - 0.31 * depth
+    z[50:53, 100:160] = np.nan
+    errors = []
+    for est in (level._x_background(z, 2), polynomial_background(z, 2)):
+        d = est - bow
+        d -= np.nanmean(d, axis=1, keepdims=True)  # a function of the row is left out
+        errors.append(np.nanmax(np.abs(d)))
+    # slopes are noisy (0.04 nm per pixel here), so the estimate is good to ~0.1 nm:
+    # ample to find pits 1 nm deep; a least-squares fit of the heights bends 2 nm
+    assert errors[0] < 0.25
+    assert errors[1] > 1.0
+
+
+def test_row_depressions_ignore_row_offsets():
+    rng = np.random.default_rng(22)
+    yy, xx = np.mgrid[0:128, 0:300].astype(float)
+    z = 0.02 * xx + rng.normal(0, 0.03, xx.shape)
+    pit = (np.abs(xx - 150) < 60) & (np.abs(yy - 64) < 40)
+    z[pit] -= 3.0
+    found = level._row_depressions(z, 1)
+    shifted = level._row_depressions(z + rng.normal(0, 2.0, (128, 1)), 1)
+    np.testing.assert_array_equal(found, shifted)
+    assert found[pit].mean() > 0.99
+    assert not found[~pit].any()
+
+
 def test_level_frame_nan_rows_dtype_zero_mean():
     z, raw, _, _ = frame(7, nan_rows=12)
     raw[100:110, 30:60] = np.nan

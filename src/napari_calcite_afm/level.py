@@ -8,6 +8,13 @@ user outlined); the correction is still applied to every pixel.
 
 The default pipeline, :func:`level_frame`, is
 
+0. the pixels lying more than 1 nm (about three monolayer steps) deep in a depression
+   along their own row are set aside from every fit: each row is closed (running maximum
+   then minimum over 257 pixels) after the background's variation along the rows is
+   taken off, a variation measured from the slopes of flat pixels along the rows. Both
+   steps ignore scan-line offsets, so the steep walls of a pit covering most of the
+   frame are found before anything is aligned; they would otherwise lead the row
+   alignment (a ramp of offsets) and bend the bow into the pit;
 1. a first row alignment (Gwyddion's *median of differences* by default, which a deep
    pit or a monolayer step crossing a row does not disturb; made robust here by taking,
    for each pair of rows, the densest cluster of differences and a clipped median
@@ -596,6 +603,81 @@ def remove_background(
     return z - bg
 
 
+#: Depressions along rows (:func:`level_frame`): closing window (pixels) and depth (nm).
+_DEPRESSION_WIDTH = 257
+_DEPRESSION_DEPTH_NM = 1.0
+
+
+def _x_background(z: np.ndarray, order: int, iterations: int = 4, k: float = 3.0):
+    """The part of a polynomial background that varies along the rows, from slopes.
+
+    Fits the derivative along the rows (fast scan axis) of the monomials with a power of
+    x of at least 1 to the slopes between neighbouring pixels of a row, keeping the
+    slopes within ``k`` robust sigma of the densest part of the residuals (flat
+    pixels). Scan-line offsets do not change slopes along a row, and flat pixels give
+    the background's slope whatever their level, on a terrace or on the terraced wall
+    of a pit, so neither offsets nor pits, however large, bias it. Returns the
+    background (nm, ``z.shape``) up to a function of the row alone.
+    """
+    rows, cols = z.shape
+    terms = [(j, i) for (j, i) in _poly_terms(max(int(order), 1)) if i > 0]
+    if cols < 3:
+        return np.zeros(z.shape)
+    idx = _sample(np.isfinite(z[:, 1:]) & np.isfinite(z[:, :-1]))
+    if idx.size <= len(terms):
+        return np.zeros(z.shape)
+    r, c = np.divmod(idx, cols - 1)
+    g = z[r, c + 1] - z[r, c]
+    xc = _norm_coords(cols)
+    x = 0.5 * (xc[c] + xc[c + 1])
+    y = _norm_coords(rows)[r]
+    sx = 2.0 / (cols - 1)
+    a = np.stack([i * x ** (i - 1) * y**j * sx for (j, i) in terms], axis=1)
+    v = g
+    centre, sigma = _centre_spread(v[::4])
+    keep = np.abs(v - centre) <= k * max(sigma, 1e-9)
+    coef = np.zeros(len(terms))
+    for _ in range(iterations):
+        if keep.sum() <= len(terms):
+            break
+        coef = _lstsq(a[keep], v[keep])
+        res = v - a @ coef
+        centre, sigma = _centre_spread(res[::4])
+        new = np.abs(res - centre) <= k * max(sigma, 1e-9)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    yy = _norm_coords(rows)[:, None]
+    xx = _norm_coords(cols)[None, :]
+    out = np.zeros(z.shape)
+    for cf, (j, i) in zip(coef, terms):
+        out += cf * xx**i * yy**j
+    return out
+
+
+def _row_depressions(z: np.ndarray, order: int) -> np.ndarray:
+    """Pixels lying deep in a depression along their row (pits), whatever the offsets.
+
+    The frame less :func:`_x_background` is closed along each row (running maximum then
+    minimum over ``_DEPRESSION_WIDTH`` pixels); pixels more than
+    ``_DEPRESSION_DEPTH_NM`` below the closing (about three monolayer steps) lie in a
+    pit crossed by the row. Each row is handled on its own, so scan-line offsets do
+    not matter, and the steep walls of a pit that covers most of a band of rows are
+    found before any row is aligned.
+    """
+    cols = z.shape[1]
+    width = min(_DEPRESSION_WIDTH, cols if cols % 2 else cols - 1)
+    if width < 3:
+        return np.zeros(z.shape, bool)
+    zx = z - _x_background(z, order)
+    high = np.where(np.isfinite(zx), zx, -np.inf)
+    closed = ndimage.minimum_filter1d(
+        ndimage.maximum_filter1d(high, width, axis=1, mode="nearest"), width, axis=1
+    )
+    with np.errstate(invalid="ignore"):
+        return (closed - zx) > _DEPRESSION_DEPTH_NM
+
+
 # --------------------------------------------------------------------------- row alignment
 
 
@@ -1134,7 +1216,10 @@ _PASSES = 2
 def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.ndarray:
     """Level one AFM frame with the default pipeline.
 
-    1. row alignment (``settings.row_method``) over all usable pixels;
+    0. pixels deep (over 1 nm) in a depression along their row (a pit crossed by the
+       row, found whatever the scan-line offsets) are set aside from the fits, unless
+       that would leave less than a tenth of the frame;
+    1. row alignment (``settings.row_method``) over the usable pixels;
     2. robust polynomial background of ``settings.background_order``; its inliers
        (terraces: pixels neither far in height nor steep) form the background mask;
     3. row alignment of the raw frame minus the background over the background mask,
@@ -1178,6 +1263,11 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     base = _usable(z, mask)
     if not base.any():
         return z.astype(np.float32)
+    # pixels deep in a pit along their row take no part in the fits (kept only if
+    # enough of the frame remains)
+    fit = base & ~_row_depressions(z, s.background_order)
+    if fit.sum() < 0.1 * base.sum():
+        fit = base
 
     def offsets(img, used, residual=False):
         if residual and s.row_method == "median_diff":
@@ -1191,7 +1281,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     def background(img):
         nonlocal state
         bg, inliers, state = _robust_background(
-            img, s.background_order, base, s.robust_iterations, s.outlier_sigma, state
+            img, s.background_order, fit, s.robust_iterations, s.outlier_sigma, state
         )
         return bg, inliers
 
@@ -1201,7 +1291,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         z = raw - bg
     else:
         # 1. first row alignment (all usable pixels)
-        off = offsets(raw, base)
+        off = offsets(raw, fit)
         # 2. robust background; its inliers are the background (terrace) pixels
         bg, inliers = background(_subtract_offsets(raw, off))
         # 3. row alignment again, on the raw frame minus the background and on the
@@ -1209,7 +1299,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         #    pit wider than half the frame misleads the first alignment, and that
         #    misleads the first background mask
         for _ in range(_PASSES):
-            off = offsets(raw - bg, inliers & base, residual=True)
+            off = offsets(raw - bg, inliers & fit, residual=True)
             bg, inliers = background(_subtract_offsets(raw, off))
         z = _subtract_offsets(raw, off) - bg
     # 4. scars
