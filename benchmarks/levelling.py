@@ -211,6 +211,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7000, help="first seed (tests use < 100)")
     ap.add_argument("--out", type=Path, default=Path("docs/images/levelling.png"))
     ap.add_argument("--no-project-synthetic", action="store_true")
+    ap.add_argument(
+        "--synthetic-frames",
+        type=int,
+        default=100,
+        help="frames of the project's generator (seeds SEED+1000+k; some have pits over "
+        "half the frame, the hard case)",
+    )
     args = ap.parse_args()
     shape = (args.size, args.size)
 
@@ -275,11 +282,22 @@ def main() -> None:
         except ImportError:
             print("\n(napari_calcite_afm.synthetic not available: section skipped)")
         else:
-            sp = []
-            for k in range(args.frames // 2):
-                raw_k, clean_k, _ = make_frame(args.size, seed=args.seed + 1000 + k)
+            sp, pit = [], []
+            for k in range(args.synthetic_frames):
+                raw_k, clean_k, lab_k = make_frame(args.size, seed=args.seed + 1000 + k)
                 sp.append((raw_k, clean_k))
-            print_table("napari_calcite_afm.synthetic.make_frame", three_figures(sp), len(sp))
+                pit.append(float((lab_k == 1).mean()))
+            figures = three_figures(sp)
+            print_table("napari_calcite_afm.synthetic.make_frame", figures, len(sp))
+            err, pit = np.asarray(figures["default pipeline"]), np.asarray(pit)
+            big = pit > 0.4
+            print(
+                f"  default pipeline: median {np.median(err):.3f} nm; frames over 0.3 nm: "
+                f"{(err > 0.3).sum()}, over 1 nm: {(err > 1).sum()} of {err.size}; "
+                f"frames with pits over 40 % of the area: {big.sum()}, their mean "
+                f"{err[big].mean() if big.any() else float('nan'):.3f} nm, worst "
+                f"{err[big].max() if big.any() else float('nan'):.3f} nm"
+            )
             e_prev, e_first = [], []
             for k in range(3):
                 ser = make_series(6, args.size, seed=args.seed + 2000 + k)
