@@ -320,3 +320,24 @@ def test_make_frames_equals_make_frame_on_any_number_of_jobs():
     np.testing.assert_array_equal(raw1[1], raw)
     np.testing.assert_array_equal(lab1[1], lab)
     assert make_frames(0, 16)[0].shape == (0, 16, 16)
+
+
+def test_hidden_pit_pixels():
+    from napari_calcite_afm.synthetic import make_frame, make_frames
+
+    raw, _clean, labels, hidden = make_frame(256, seed=5, return_hidden=True)
+    assert hidden.dtype == bool and hidden.shape == labels.shape
+    # part of the pit's footprint, and present here (monolayer pits overlap the pit)
+    assert hidden.any() and np.all(labels[hidden] == 1)
+    assert hidden.sum() < (labels == 1).sum()
+    # the same frame with or without the mask
+    r2, _c2, l2 = make_frame(256, seed=5)
+    assert np.array_equal(r2, raw) and np.array_equal(l2, labels)
+    # without monolayer pits nothing can hide the multilayer pit
+    *_, lab0, hid0 = make_frame(256, seed=5, monolayer_density_per_um2=0.0, return_hidden=True)
+    assert (lab0 == 1).any() and not hid0.any()
+    raw3, lab3, hid3 = make_frames(2, 256, seed0=5, return_hidden=True)
+    np.testing.assert_array_equal(raw3[0], raw)
+    np.testing.assert_array_equal(lab3[0], labels)
+    np.testing.assert_array_equal(hid3[0], hidden)
+    assert make_frames(0, 16, return_hidden=True)[2].shape == (0, 16, 16)

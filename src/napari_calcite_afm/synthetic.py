@@ -769,7 +769,10 @@ def _render(
     rough_t: np.ndarray | None,
     rough_p: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Clean heights (float32, nm) and labels (uint8) at time ``t`` on a shifted grid."""
+    """Clean heights (float32, nm), labels (uint8) and hidden pit pixels (bool) at ``t``.
+
+    Hidden pixels: see :func:`make_frame` (``return_hidden``).
+    """
     m = _MARGIN
     n = model.size + 2 * m
     pad_eff = model.pad - m
@@ -825,7 +828,10 @@ def _render(
             labels == LABEL_TERRACE, model.rough_terrace_nm * rt, model.rough_pit_nm * rp
         )
     crop = (slice(m, m + model.size), slice(m, m + model.size))
-    return heights[crop].astype(np.float32), labels[crop]
+    # multilayer-pit pixels whose height the pit did not set: monolayer pits (or the
+    # layers they consumed) dug at least as deep there
+    hidden = in_multi & (n_mono >= n_multi)
+    return heights[crop].astype(np.float32), labels[crop], hidden[crop]
 
 
 def _monolayer_labels(cand: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -1191,10 +1197,10 @@ def make_series(
             else:  # partly correlated from frame to frame
                 rough_t = 0.6 * rough_t + 0.8 * new_t
                 rough_p = 0.6 * rough_p + 0.8 * new_p
-        clean[k], labels[k] = _render(model, t, (0.0, 0.0), arrival, rough_t, rough_p)
+        clean[k], labels[k], _ = _render(model, t, (0.0, 0.0), arrival, rough_t, rough_p)
         shift = (float(drift_px[k, 0]), float(drift_px[k, 1]))
         if shift != (0.0, 0.0):
-            surf, labels_raw[k] = _render(model, t, shift, arrival, rough_t, rough_p)
+            surf, labels_raw[k], _ = _render(model, t, shift, arrival, rough_t, rough_p)
         else:
             surf, labels_raw[k] = clean[k], labels[k]
         if artifacts:
@@ -1234,8 +1240,9 @@ def make_frame(
     seed: int | None = 0,
     time_s: float | None = None,
     n_frames: int = 10,
+    return_hidden: bool = False,
     **kw: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """One frame at a random time point of a random series (for training sets).
 
     Renders only the requested frame, so it is about as fast as one frame of
@@ -1254,6 +1261,8 @@ def make_frame(
         ``[0, (n_frames - 1) * frame_interval_s]``.
     n_frames : int
         Length of the notional movie the time is drawn from.
+    return_hidden : bool
+        Also return the *hidden* multilayer-pit pixels (see Returns).
     **kw
         Any keyword of :func:`make_series` (``pixel_size_nm``, ``frame_interval_s``,
         ``n_multilayer``, ``monolayer_density_per_um2``, ``step_height_nm``,
@@ -1269,12 +1278,23 @@ def make_frame(
         float32 ``(size, size)`` artifact-free heights, nm.
     labels : numpy.ndarray
         uint8 ``(size, size)``: 1 multilayer pit, 2 terrace, 3 monolayer pit.
+    hidden : numpy.ndarray
+        Only with ``return_hidden``: bool ``(size, size)``, True on the multilayer-pit
+        pixels (label 1) whose height the pit did not set, because monolayer pits, or
+        the layers they consumed, dug at least as deep there. Label 1 follows the pit's
+        footprint (its outermost step loop), but there that footprint leaves no trace
+        in the topography: the surface would be the same without the pit. A method can
+        only guess these pixels from the shape of the rest of the pit; benchmarks
+        report scores with and without them.
 
     Examples
     --------
     >>> raw, clean, labels = make_frame(size=64, seed=5, time_s=600.0)
     >>> raw.shape == clean.shape == labels.shape == (64, 64)
     True
+    >>> raw, clean, labels, hidden = make_frame(size=256, seed=5, return_hidden=True)
+    >>> bool(hidden.any()), bool(np.all(labels[hidden] == 1))
+    (True, True)
     """
     allowed = {
         "pixel_size_nm",
@@ -1323,7 +1343,7 @@ def make_frame(
         rough_t = _smooth_noise(rng_rough, canvas, model.rough_terrace_px)
         rough_p = _smooth_noise(rng_rough, canvas, model.rough_pit_px)
     arrival = _mono_arrival(model, float(time_s), float(time_s))
-    clean, labels = _render(model, float(time_s), (0.0, 0.0), arrival, rough_t, rough_p)
+    clean, labels, hidden = _render(model, float(time_s), (0.0, 0.0), arrival, rough_t, rough_p)
     if kw.get("artifacts", True):
         raw = add_artifacts(
             clean,
@@ -1333,17 +1353,19 @@ def make_frame(
         )
     else:
         raw = clean.copy()
+    if return_hidden:
+        return raw, clean, labels, hidden
     return raw, clean, labels
 
 
-def _raw_and_labels(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    raw, _clean, labels = make_frame(size, seed=seed)
-    return raw, labels
+def _raw_and_labels(size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    raw, _clean, labels, hidden = make_frame(size, seed=seed, return_hidden=True)
+    return raw, labels, hidden
 
 
 def make_frames(
-    n: int, size: int = 512, *, seed0: int = 0, jobs: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
+    n: int, size: int = 512, *, seed0: int = 0, jobs: int = 1, return_hidden: bool = False
+) -> tuple[np.ndarray, ...]:
     """``n`` independent training frames, :func:`make_frame` with seeds ``seed0 + i``.
 
     Parameters
@@ -1357,6 +1379,8 @@ def make_frames(
     jobs : int
         Processes generating the frames. Each frame depends on its seed alone, so any
         number of jobs gives the same frames.
+    return_hidden : bool
+        Also return the hidden multilayer-pit pixels (:func:`make_frame`).
 
     Returns
     -------
@@ -1364,6 +1388,8 @@ def make_frames(
         float32 ``(n, size, size)`` heights with artifacts, nm.
     labels : numpy.ndarray
         uint8 ``(n, size, size)``: 1 multilayer pit, 2 terrace, 3 monolayer pit.
+    hidden : numpy.ndarray
+        Only with ``return_hidden``: bool ``(n, size, size)``.
 
     Examples
     --------
@@ -1379,6 +1405,10 @@ def make_frames(
             pairs = list(pool.map(_raw_and_labels, [size] * len(seeds), seeds, chunksize=4))
     else:
         pairs = [_raw_and_labels(size, s) for s in seeds]
-    if not pairs:
-        return np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8)
-    return np.stack([r for r, _ in pairs]), np.stack([lb for _, lb in pairs])
+    shape = (len(pairs), size, size)
+    raw = np.stack([p[0] for p in pairs]) if pairs else np.zeros(shape, np.float32)
+    labels = np.stack([p[1] for p in pairs]) if pairs else np.zeros(shape, np.uint8)
+    if return_hidden:
+        hidden = np.stack([p[2] for p in pairs]) if pairs else np.zeros(shape, bool)
+        return raw, labels, hidden
+    return raw, labels
