@@ -655,21 +655,20 @@ def _x_background(z: np.ndarray, order: int, iterations: int = 4, k: float = 3.0
     return out
 
 
-def _row_depressions(z: np.ndarray, order: int) -> np.ndarray:
+def _row_depressions(zx: np.ndarray) -> np.ndarray:
     """Pixels lying deep in a depression along their row (pits), whatever the offsets.
 
-    The frame less :func:`_x_background` is closed along each row (running maximum then
-    minimum over ``_DEPRESSION_WIDTH`` pixels); pixels more than
+    ``zx`` is the frame less :func:`_x_background`. It is closed along each row
+    (running maximum then minimum over ``_DEPRESSION_WIDTH`` pixels); pixels more than
     ``_DEPRESSION_DEPTH_NM`` below the closing (about three monolayer steps) lie in a
     pit crossed by the row. Each row is handled on its own, so scan-line offsets do
     not matter, and the steep walls of a pit that covers most of a band of rows are
     found before any row is aligned.
     """
-    cols = z.shape[1]
+    cols = zx.shape[1]
     width = min(_DEPRESSION_WIDTH, cols if cols % 2 else cols - 1)
     if width < 3:
-        return np.zeros(z.shape, bool)
-    zx = z - _x_background(z, order)
+        return np.zeros(zx.shape, bool)
     high = np.where(np.isfinite(zx), zx, -np.inf)
     closed = ndimage.minimum_filter1d(
         ndimage.maximum_filter1d(high, width, axis=1, mode="nearest"), width, axis=1
@@ -703,21 +702,16 @@ def _offsets_median(z, used, data_rows):
     return off
 
 
-def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.0):
-    """``used`` restricted to pixels on flat ground along the fast scan axis.
+def _row_slopes(z: np.ndarray, span: int = 4, window: int = 9) -> np.ndarray | None:
+    """Local slope along the rows, for :func:`_flat_along_rows` (None: rows too short).
 
-    Row offsets do not change slopes along a row, so the local slope along the row (over
-    ``span`` pixels, minus the row's median slope to discount tilt, averaged over
-    ``window`` pixels) tells terraces from the stepped walls of pits whatever the offsets.
-    Pixels whose slope exceeds ``factor`` times the median over the usable pixels are
-    dropped: where a deep pit covers much of a row, its wall pixels share one
-    row-to-row difference (the wall's slope across the rows) and can otherwise outvote the
-    terrace and turn into a ramp of offsets. Rows left with fewer than a tenth of their
-    pixels keep ``used`` as it was.
+    The absolute difference over ``span`` pixels, less each row's median (tilt),
+    averaged over ``window`` pixels, edge values repeated to the full width; inf where
+    ``z`` is NaN. Row offsets do not change it.
     """
     cols = z.shape[1]
-    if cols <= 2 * span + window or not used.any():
-        return used
+    if cols <= 2 * span + window:
+        return None
     d = z[:, span:] - z[:, :-span]
     finite = np.isfinite(d)
     if finite.all():
@@ -734,7 +728,31 @@ def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.
     g[:, :h] = g[:, h : h + 1]
     g[:, cols - span + h :] = g[:, cols - span + h - 1 : cols - span + h]
     g[~np.isfinite(z)] = np.inf
-    thr = factor * float(np.median(g if used.all() else g[used]))
+    return g
+
+
+def _flat_along_rows(z, used, factor: float = 3.0, slopes: np.ndarray | None = None):
+    """``used`` restricted to pixels on flat ground along the fast scan axis.
+
+    Row offsets do not change slopes along a row, so the local slope along the row
+    (:func:`_row_slopes`, or ``slopes`` computed once for several calls) tells terraces
+    from the stepped walls of pits whatever the offsets. Pixels whose slope exceeds
+    ``factor`` times the median over the usable pixels are dropped: where a deep pit
+    covers much of a row, its wall pixels share one row-to-row difference (the wall's
+    slope across the rows) and can otherwise outvote the terrace and turn into a ramp
+    of offsets. Rows left with fewer than a tenth of their pixels keep ``used`` as it
+    was.
+    """
+    cols = z.shape[1]
+    if not used.any():
+        return used
+    g = _row_slopes(z) if slopes is None else slopes
+    if g is None:
+        return used
+    values = g.ravel() if used.all() else g[used]
+    if values.size > 4 * _MAX_FIT_POINTS:  # an even sample is plenty for a median
+        values = values[:: -(-values.size // (4 * _MAX_FIT_POINTS))]
+    thr = factor * float(np.median(values))
     flat = used & (g <= thr)
     enough = flat.sum(axis=1) >= 0.1 * cols
     return np.where(enough[:, None], flat, used)
@@ -745,7 +763,9 @@ def _flat_along_rows(z, used, span: int = 4, window: int = 9, factor: float = 3.
 _MIN_COMMON = 0.1
 
 
-def _offsets_median_diff(z, used, data_rows, gap_min: float | None = None):
+def _offsets_median_diff(
+    z, used, data_rows, gap_min: float | None = None, slopes: np.ndarray | None = None
+):
     """Offsets by the median of row-to-row differences (see :func:`row_offsets`).
 
     ``gap_min`` (a fraction of the row) is for residual alignment, where ``z`` is a
@@ -753,7 +773,8 @@ def _offsets_median_diff(z, used, data_rows, gap_min: float | None = None):
     usable pixels than that gets increment 0 (the row keeps the offset of the row
     before it) instead of the default fall-back to all finite pixels. Where a pit
     covers most of a band of rows, that fall-back follows the pit's walls and turns
-    them into a ramp of offsets that the next background fit cannot undo.
+    them into a ramp of offsets that the next background fit cannot undo. ``slopes``:
+    :func:`_row_slopes`, when computed once for several calls.
     """
     rows = z.shape[0]
     off = np.full(rows, np.nan)
@@ -765,7 +786,7 @@ def _offsets_median_diff(z, used, data_rows, gap_min: float | None = None):
         return off
     a, b = dr[:-1], dr[1:]
     diff = z[b] - z[a]
-    used = _flat_along_rows(z, used)
+    used = _flat_along_rows(z, used, slopes=slopes)
     common = used[a] & used[b]
     if gap_min is not None:
         common[common.sum(axis=1) < gap_min * z.shape[1]] = False
@@ -1265,13 +1286,19 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         return z.astype(np.float32)
     # pixels deep in a pit along their row take no part in the fits (kept only if
     # enough of the frame remains)
-    fit = base & ~_row_depressions(z, s.background_order)
+    # the frame less the background's variation along the rows: offset-free, so its
+    # depressions and slopes along the rows serve every pass
+    zx = z - _x_background(z, s.background_order)
+    fit = base & ~_row_depressions(zx)
     if fit.sum() < 0.1 * base.sum():
         fit = base
+    slopes = _row_slopes(zx) if s.row_method == "median_diff" else None
+    data_rows = np.isfinite(z).any(axis=1)
 
     def offsets(img, used, residual=False):
-        if residual and s.row_method == "median_diff":
-            off = _offsets_median_diff(img, used, np.isfinite(img).any(axis=1), _MIN_COMMON)
+        if s.row_method == "median_diff":
+            gap = _MIN_COMMON if residual else None
+            off = _offsets_median_diff(img, used, data_rows, gap, slopes)
         else:
             off = row_offsets(img, s.row_method, used, order=s.row_order)
         return np.nan_to_num(off, nan=0.0)
