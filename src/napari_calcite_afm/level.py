@@ -627,13 +627,12 @@ def _x_background(z: np.ndarray, order: int, iterations: int = 4, k: float = 3.0
     if idx.size <= len(terms):
         return np.zeros(z.shape)
     r, c = np.divmod(idx, cols - 1)
-    g = z[r, c + 1] - z[r, c]
+    v = z[r, c + 1] - z[r, c]  # slopes, nm per pixel
     xc = _norm_coords(cols)
     x = 0.5 * (xc[c] + xc[c + 1])
     y = _norm_coords(rows)[r]
     sx = 2.0 / (cols - 1)
     a = np.stack([i * x ** (i - 1) * y**j * sx for (j, i) in terms], axis=1)
-    v = g
     centre, sigma = _centre_spread(v[::4])
     keep = np.abs(v - centre) <= k * max(sigma, 1e-9)
     coef = np.zeros(len(terms))
@@ -1284,10 +1283,10 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     base = _usable(z, mask)
     if not base.any():
         return z.astype(np.float32)
-    # pixels deep in a pit along their row take no part in the fits (kept only if
-    # enough of the frame remains)
-    # the frame less the background's variation along the rows: offset-free, so its
-    # depressions and slopes along the rows serve every pass
+    # 0. the frame less the background's variation along the rows, which offsets do not
+    #    change: pixels deep in a pit along their row take no part in the fits (unless
+    #    too little of the frame would remain), and its slopes along the rows serve
+    #    every row alignment
     zx = z - _x_background(z, s.background_order)
     fit = base & ~_row_depressions(zx)
     if fit.sum() < 0.1 * base.sum():
@@ -1317,7 +1316,7 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
         bg, _ = background(raw)
         z = raw - bg
     else:
-        # 1. first row alignment (all usable pixels)
+        # 1. first row alignment (usable pixels outside the pits found in step 0)
         off = offsets(raw, fit)
         # 2. robust background; its inliers are the background (terrace) pixels
         bg, inliers = background(_subtract_offsets(raw, off))

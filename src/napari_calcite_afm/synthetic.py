@@ -768,7 +768,7 @@ def _render(
     arrival: _Arrival,
     rough_t: np.ndarray | None,
     rough_p: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clean heights (float32, nm), labels (uint8) and hidden pit pixels (bool) at ``t``.
 
     Hidden pixels: see :func:`make_frame` (``return_hidden``).
