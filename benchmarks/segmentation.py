@@ -360,13 +360,13 @@ def main(argv=None) -> int:
     hidden_share = float(te_hidden.sum() / max((te_lab2 == 1).sum(), 1))
     log(f"  hidden multilayer-pit pixels (test): {100 * hidden_share:.1f} % of the pit pixels")
 
+    def two_classes(name: str, cfg: TrainConfig, labels: np.ndarray = tr_lab2) -> dict:
+        """A two-class network row: trained on ``labels``, scored on the test frames."""
+        return run_network(name, cfg, tr_raw, labels, te_z, te_lab2, 2, te_hidden)
+
     rows = []
     log("network (default configuration)")
-    rows.append(
-        run_network(
-            f"{describe(base)} (default)", base, tr_raw, tr_lab2, te_z, te_lab2, 2, te_hidden
-        )
-    )
+    rows.append(two_classes(f"{describe(base)} (default)", base))
     if "shipped" not in skip:
         log("the shipped default model (trained once, on other synthetic frames)")
         rows.append(shipped_row(te_raw, te_lab2, args.device, te_hidden))
@@ -380,22 +380,11 @@ def main(argv=None) -> int:
                 "iterations": args.iterations or (300 if args.quick else 800),
             }
         )
-        rows.append(
-            run_network(
-                f"{describe(cfg)}, float32 (previous default)",
-                cfg,
-                tr_raw,
-                tr_lab2,
-                te_z,
-                te_lab2,
-                2,
-                te_hidden,
-            )
-        )
+        rows.append(two_classes(f"{describe(cfg)}, float32 (previous default)", cfg))
     if "bare" not in skip:
         log("the U-Net on bare heights")
         cfg = TrainConfig(**{**base.to_dict(), "multiscale": False})
-        rows.append(run_network(describe(cfg), cfg, tr_raw, tr_lab2, te_z, te_lab2, 2, te_hidden))
+        rows.append(two_classes(describe(cfg), cfg))
     if "wide" not in skip:
         log("the dilated CNN with dilations up to 16 (the default before the U-Net)")
         cfg = TrainConfig(
@@ -410,7 +399,7 @@ def main(argv=None) -> int:
                 "iterations": args.iterations or (300 if args.quick else 1500),
             }
         )
-        rows.append(run_network(describe(cfg), cfg, tr_raw, tr_lab2, te_z, te_lab2, 2, te_hidden))
+        rows.append(two_classes(describe(cfg), cfg))
     if "sgd" not in skip:
         log("the study's design and optimiser (SGD momentum 0.9, lr 1e-3, L2 1e-4)")
         keep = {"batch_size", "seed", "eval_every", "threads"}
@@ -420,16 +409,10 @@ def main(argv=None) -> int:
             device=args.device,
         )
         rows.append(
-            run_network(
+            two_classes(
                 "study design and optimiser: dilated CNN (1, 2, 4), width 32, SGD 0.9, "
                 "lr 1e-3, L2 1e-4",
                 cfg,
-                tr_raw,
-                tr_lab2,
-                te_z,
-                te_lab2,
-                2,
-                te_hidden,
             )
         )
     log("Otsu threshold on the levelled heights")
@@ -455,16 +438,7 @@ def main(argv=None) -> int:
         frac = float(np.mean(sparse > 0))
         log(f"network from scribbles ({100 * frac:.1f} % of the pixels labelled)")
         rows.append(
-            run_network(
-                f"{describe(base)} from scribbles ({100 * frac:.1f} % px)",
-                base,
-                tr_raw,
-                sparse,
-                te_z,
-                te_lab2,
-                2,
-                te_hidden,
-            )
+            two_classes(f"{describe(base)} from scribbles ({100 * frac:.1f} % px)", base, sparse)
         )
     if "three" not in skip:
         log("three classes")
