@@ -646,12 +646,11 @@ def _x_background(z: np.ndarray, order: int, iterations: int = 4, k: float = 3.0
         if np.array_equal(new, keep):
             break
         keep = new
-    yy = _norm_coords(rows)[:, None]
-    xx = _norm_coords(cols)[None, :]
-    out = np.zeros(z.shape)
+    order = max(int(order), 1)
+    cmat = np.zeros((order + 1, order + 1))
     for cf, (j, i) in zip(coef, terms):
-        out += cf * xx**i * yy**j
-    return out
+        cmat[j, i] = cf
+    return _eval_poly(cmat, z.shape)
 
 
 def _row_depressions(zx: np.ndarray) -> np.ndarray:
