@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_calcite_afm.model import default_model_path
+from napari_calcite_afm.model import UNET_DECODERS, default_model_path
 from napari_calcite_afm.predict import predict_stack, segmentation_metrics
 from napari_calcite_afm.synthetic import make_frames
-from napari_calcite_afm.train import TrainConfig, prepare_labels, train_model
+from napari_calcite_afm.train import PRECISIONS, TrainConfig, prepare_labels, train_model
 
 TRAIN_SEED0 = 7_000_000
 VAL_SEED0 = 7_500_000
@@ -53,13 +53,13 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
     ap.add_argument(
         "--decoder",
-        choices=("add", "concat"),
+        choices=UNET_DECODERS,
         default=None,
         help="U-Net decoder (TrainConfig's default, 'add'; the shipped models: 'concat')",
     )
     ap.add_argument(
         "--precision",
-        choices=("auto", "float32", "bfloat16"),
+        choices=PRECISIONS,
         default="auto",
         help="training-step arithmetic (the shipped models: float32)",
     )
