@@ -1358,9 +1358,9 @@ def make_frame(
     return raw, clean, labels
 
 
-def _raw_and_labels(size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    raw, _clean, labels, hidden = make_frame(size, seed=seed, return_hidden=True)
-    return raw, labels, hidden
+def _raw_and_labels(size: int, seed: int, hidden: bool = False) -> tuple[np.ndarray, ...]:
+    raw, _clean, labels, mask = make_frame(size, seed=seed, return_hidden=True)
+    return (raw, labels, mask) if hidden else (raw, labels)
 
 
 def make_frames(
@@ -1402,9 +1402,17 @@ def make_frames(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(int(jobs)) as pool:
-            pairs = list(pool.map(_raw_and_labels, [size] * len(seeds), seeds, chunksize=4))
+            pairs = list(
+                pool.map(
+                    _raw_and_labels,
+                    [size] * len(seeds),
+                    seeds,
+                    [return_hidden] * len(seeds),
+                    chunksize=4,
+                )
+            )
     else:
-        pairs = [_raw_and_labels(size, s) for s in seeds]
+        pairs = [_raw_and_labels(size, s, return_hidden) for s in seeds]
     shape = (len(pairs), size, size)
     raw = np.stack([p[0] for p in pairs]) if pairs else np.zeros(shape, np.float32)
     labels = np.stack([p[1] for p in pairs]) if pairs else np.zeros(shape, np.uint8)
