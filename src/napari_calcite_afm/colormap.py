@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import LABEL_COLORS, LABEL_NAMES  # re-exported for old imports
+
 __all__ = [
     "GREEN_MAGENTA_CONTROL_POINTS",
     "COLORMAP_NAME",
@@ -34,22 +36,6 @@ GREEN_MAGENTA_CONTROL_POINTS: np.ndarray = np.array(
         [0.25, 0.00, 0.25],
     ]
 )
-
-#: Names of the label values used throughout the package (0 = unlabelled).
-LABEL_NAMES: dict[int, str] = {
-    0: "unlabelled",
-    1: "multilayer pit (A)",
-    2: "terrace (B)",
-    3: "monolayer pit",
-}
-
-#: Fixed RGBA colours of the label values (0 transparent).
-LABEL_COLORS: dict[int, tuple[float, float, float, float]] = {
-    0: (0.0, 0.0, 0.0, 0.0),
-    1: (1.0, 0.55, 0.0, 1.0),  # orange: multilayer pits
-    2: (0.12, 0.47, 0.85, 1.0),  # blue: terraces
-    3: (1.0, 0.92, 0.1, 1.0),  # yellow: monolayer pits
-}
 
 
 def green_magenta(n: int = 256) -> np.ndarray:

@@ -71,6 +71,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import AFMFileError, CalciteAFMError
+from .labels import labels_to_two_class
+
 __all__ = [
     "SUPPORTED_EXTENSIONS",
     "AFMFileError",
@@ -83,36 +86,6 @@ __all__ = [
     "read_stack",
     "write_tiff",
 ]
-
-
-# ----------------------------------------------------------------------------- errors
-class CalciteAFMError(ValueError):
-    """Base class of every error a user can cause (bad file, bad shape, bad argument)."""
-
-
-class AFMFileError(CalciteAFMError):
-    """A file (or folder) could not be read; the message names it and the problem.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file or folder concerned.
-    problem : str
-        What is wrong with it, in words.
-
-    Examples
-    --------
-    >>> str(AFMFileError("scan.gwy", "file not found"))
-    'scan.gwy: file not found'
-    """
-
-    def __init__(self, path: Any, problem: str) -> None:
-        self.path = path
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self):  # keep the two-argument signature through pickling
-        return (type(self), (self.path, self.problem))
 
 
 # ----------------------------------------------------------------------------- the stack
@@ -1841,36 +1814,3 @@ def read_labels(path: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
                 p, f"label shape {tuple(labels.shape)} does not match the expected shape {want}"
             )
     return labels
-
-
-def labels_to_two_class(labels: np.ndarray) -> np.ndarray:
-    """Merge the monolayer-pit class into terrace: 3 becomes 2.
-
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        Integer label array with values 0..3 (any shape).
-
-    Returns
-    -------
-    numpy.ndarray
-        A new ``uint8`` array with values 0..2 (the input is not modified).
-
-    Raises
-    ------
-    CalciteAFMError
-        If the array is not integer-valued or holds values outside 0..3.
-    """
-    arr = np.asarray(labels)
-    if arr.dtype.kind not in "biuf":
-        raise CalciteAFMError(f"labels must be integers, got {arr.dtype}")
-    if arr.size:
-        if arr.dtype.kind == "f" and not (
-            np.isfinite(arr).all() and np.array_equal(arr, np.round(arr))
-        ):
-            raise CalciteAFMError("labels must be whole numbers 0..3")
-        if arr.min() < 0 or arr.max() > 3:
-            raise CalciteAFMError(f"label values must be 0..3, found {arr.min():g}..{arr.max():g}")
-    out = arr.astype(np.uint8, copy=True)
-    out[out == 3] = 2
-    return out

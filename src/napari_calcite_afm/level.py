@@ -53,7 +53,7 @@ from scipy import ndimage
 
 from ._util import Cancelled, settings_from_dict, thread_map
 from ._util import stop_requested as _should_stop
-from .io import CalciteAFMError
+from .errors import LevelError
 
 __all__ = [
     "ROW_METHODS",
@@ -79,10 +79,6 @@ ROW_METHODS = ("none", "median", "median_diff", "polynomial")
 
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this = its standard deviation
 _MAX_FIT_POINTS = 16384  # polynomial fits use at most this many (evenly spread) pixels
-
-
-class LevelError(CalciteAFMError):
-    """Bad input to a levelling function (wrong shape, unknown method, bad setting)."""
 
 
 # --------------------------------------------------------------------------- settings

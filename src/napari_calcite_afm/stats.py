@@ -53,7 +53,7 @@ from scipy.special import ndtr
 
 from ._util import available_cpus
 from ._util import stop_requested as _stopped
-from .io import CalciteAFMError
+from .errors import StatsError
 
 __all__ = [
     "AXES",
@@ -97,10 +97,6 @@ _N_QUANTILE = 20_000  # subsample used only to place the histogram range and bin
 _SORT_LIMIT = 20_000  # the exact KS sorts at most about this many candidate points
 _MIN_BINS, _MAX_BINS = 50, 200
 _GEMM_CHUNK = 200_000  # multiply-adds per BLAS call in the pair sums (single-threaded)
-
-
-class StatsError(CalciteAFMError):
-    """A bad argument to the statistics functions (shape, lag, axis, labels...)."""
 
 
 # ============================================================================ results

@@ -48,7 +48,7 @@ from torch import nn
 
 from ._util import available_cpus, settings_from_dict, thread_map
 from ._util import stop_requested as _stopped
-from .io import CalciteAFMError
+from .errors import TrainError
 from .level import LevelSettings, level_frame
 from .model import (
     MODEL_LEVEL_DEFAULTS,
@@ -87,10 +87,6 @@ RECOMMENDED_DILATIONS: tuple[int, ...] = (1, 2, 4, 8, 16)
 #: decoder, the default since. ``calcite-afm train`` uses it when it trains on a GPU and
 #: neither ``--iterations`` nor ``--batch-size`` is given.
 GPU_BUDGET: dict[str, int] = {"iterations": 3200, "batch_size": 32}
-
-
-class TrainError(CalciteAFMError):
-    """Bad training input or configuration (no labels, mismatched shapes...)."""
 
 
 _OPTIMIZERS = ("adamw", "sgd")
