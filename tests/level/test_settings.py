@@ -1,0 +1,44 @@
+"""Tests of napari_calcite_afm.level.settings: LevelSettings and its validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from napari_calcite_afm.level import ROW_METHODS, LevelError, LevelSettings
+
+
+def test_settings_roundtrip_json():
+    s = LevelSettings(background_order=3, row_method="polynomial", row_order=2, scars=False)
+    d = json.loads(json.dumps(s.to_dict()))
+    assert LevelSettings.from_dict(d) == s
+    assert LevelSettings.from_dict({}) == LevelSettings()
+    assert LevelSettings.from_dict({"outlier_sigma": 3}).outlier_sigma == 3.0
+
+
+def test_settings_unknown_key_named():
+    with pytest.raises(LevelError, match="row_metod"):
+        LevelSettings.from_dict({"row_metod": "median"})
+    assert issubclass(LevelError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"row_method": "mean"},
+        {"background_order": -1},
+        {"background_order": 1.5},
+        {"robust_iterations": True},
+        {"outlier_sigma": 0},
+        {"outlier_sigma": "x"},
+    ],
+)
+def test_settings_bad_values(kw):
+    with pytest.raises(LevelError):
+        LevelSettings(**kw)
+
+
+def test_settings_accept_every_row_method():
+    for method in ROW_METHODS:
+        assert LevelSettings(row_method=method).row_method == method
