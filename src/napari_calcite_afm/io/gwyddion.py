@@ -1,0 +1,185 @@
+"""Gwyddion 2 files (``.gwy``, magic ``GWYP``), read by a small parser of their own.
+
+AFMReader 0.0.7's parser skips the boolean and array component types (so files with
+them, such as TopoStats' test files, report "channel not found"), reshapes the data as
+``(xres, yres)`` (transposed and sheared for non-square images) and scales every
+channel by 1e9 whatever its unit. The parser here follows the file layout documented in
+the Gwyddion user guide: rows are stored top to bottom, lengths are converted to nm from
+the ``si_unit_xy`` / ``si_unit_z`` units, and channels that are not lengths (Phase, in
+degrees) keep their values. Legacy Gwyddion 1 files (``GWYO``) are refused with an
+error. The default channel is the first whose name contains "height", else the first.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AFMFileError
+from ._common import Raw, _length_factor, _pick_channel, _short
+
+
+class _GwyTruncated(Exception):
+    """The file ends inside a component (a truncated file)."""
+
+
+def _gwy_cstring(buf: bytes, pos: int) -> tuple[str, int]:
+    end = buf.find(b"\x00", pos)
+    if end < 0:
+        raise _GwyTruncated("unterminated string")
+    return buf[pos:end].decode("utf-8", errors="replace"), end + 1
+
+
+def _gwy_need(buf: bytes, pos: int, n: int) -> None:
+    if pos + n > len(buf):
+        raise _GwyTruncated(f"needs {pos + n} bytes, file has {len(buf)}")
+
+
+_GWY_SCALARS = {"b": ("<?", 1), "c": ("<c", 1), "i": ("<i", 4), "q": ("<q", 8), "d": ("<d", 8)}
+_GWY_ARRAYS = {"C": ("u1", 1), "I": ("<i4", 4), "Q": ("<i8", 8), "D": ("<f8", 8)}
+
+
+def _gwy_object(buf: bytes, pos: int) -> tuple[dict, int]:
+    """The serialised object at ``pos`` as a dict (``"__type__"`` holds its class)."""
+    name, pos = _gwy_cstring(buf, pos)
+    _gwy_need(buf, pos, 4)
+    size = struct.unpack_from("<I", buf, pos)[0]
+    pos += 4
+    end = pos + size
+    _gwy_need(buf, pos, size)
+    obj: dict[str, Any] = {"__type__": name}
+    while pos < end:
+        key, pos = _gwy_cstring(buf, pos)
+        _gwy_need(buf, pos, 1)
+        kind = chr(buf[pos])
+        pos += 1
+        if kind in _GWY_SCALARS:
+            fmt, n = _GWY_SCALARS[kind]
+            _gwy_need(buf, pos, n)
+            value: Any = struct.unpack_from(fmt, buf, pos)[0]
+            pos += n
+        elif kind == "s":
+            value, pos = _gwy_cstring(buf, pos)
+        elif kind == "o":
+            value, pos = _gwy_object(buf, pos)
+        elif kind in _GWY_ARRAYS or kind in "SO":
+            _gwy_need(buf, pos, 4)
+            count = struct.unpack_from("<I", buf, pos)[0]
+            pos += 4
+            if kind in _GWY_ARRAYS:
+                dtype, n = _GWY_ARRAYS[kind]
+                _gwy_need(buf, pos, count * n)
+                value = np.frombuffer(buf, dtype=dtype, count=count, offset=pos)
+                pos += count * n
+            elif kind == "S":
+                value = []
+                for _ in range(count):
+                    s, pos = _gwy_cstring(buf, pos)
+                    value.append(s)
+            else:
+                value = []
+                for _ in range(count):
+                    o, pos = _gwy_object(buf, pos)
+                    value.append(o)
+        else:
+            raise ValueError(f"unknown component type {kind!r} for {key!r}")
+        obj[key] = value
+    if pos != end:
+        raise ValueError(f"object {name!r} overruns its declared size")
+    return obj, end
+
+
+def _gwy_parse(path: Path) -> dict:
+    """The top-level container of a Gwyddion 2 file as a dict."""
+    buf = path.read_bytes()
+    magic = buf[:4]
+    if magic == b"GWYO":
+        raise AFMFileError(
+            path,
+            "is a legacy Gwyddion 1 file (GWYO), which is not supported; "
+            "open it in Gwyddion 2 and save it again",
+        )
+    if magic != b"GWYP":
+        raise AFMFileError(path, f"is not a Gwyddion file (starts with {magic!r}, not b'GWYP')")
+    try:
+        container, _ = _gwy_object(buf, 4)
+    except _GwyTruncated as exc:
+        raise AFMFileError(path, f"the file is truncated ({exc})") from exc
+    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise AFMFileError(path, f"corrupt Gwyddion file ({_short(exc)})") from exc
+    return container
+
+
+def _gwy_channels(container: dict) -> dict[str, str]:
+    """Channel title -> container key of its GwyDataField."""
+    out: dict[str, str] = {}
+    keys = []
+    for key, value in container.items():
+        m = re.fullmatch(r"/(\d+)/data", key)
+        if m and isinstance(value, dict) and value.get("__type__") == "GwyDataField":
+            keys.append((int(m.group(1)), key))
+    for num, key in sorted(keys):
+        title = container.get(f"{key}/title")
+        title = str(title) if title else f"Channel {num}"
+        if title in out:
+            title = f"{title} ({num})"
+        out[title] = key
+    return out
+
+
+def _gwy_unit(field_obj: dict, name: str) -> str:
+    unit = field_obj.get(name)
+    if isinstance(unit, dict):
+        return str(unit.get("unitstr", ""))
+    return ""
+
+
+def _list_gwy(path: Path) -> list[str]:
+    """Channel titles of a Gwyddion file."""
+    return list(_gwy_channels(_gwy_parse(path)))
+
+
+def _read_gwy(path: Path, channel: str | None) -> Raw:
+    """Read one channel of a Gwyddion 2 file (lengths in nm)."""
+    container = _gwy_parse(path)
+    channels = _gwy_channels(container)
+    if not channels:
+        raise AFMFileError(path, "the Gwyddion file holds no image channel (GwyDataField)")
+    name = _pick_channel(path, channel, list(channels))
+    fobj = container[channels[name]]
+    try:
+        xres, yres = int(fobj["xres"]), int(fobj["yres"])
+        data = np.asarray(fobj["data"], dtype=np.float64)
+    except KeyError as exc:
+        raise AFMFileError(path, f"channel {name!r} lacks {exc} in the file") from exc
+    if data.size != xres * yres:
+        raise AFMFileError(
+            path, f"channel {name!r} has {data.size} values for {yres} x {xres} pixels"
+        )
+    image = data.reshape(yres, xres)  # Gwyddion stores rows top to bottom
+    xy_unit, z_unit = _gwy_unit(fobj, "si_unit_xy"), _gwy_unit(fobj, "si_unit_z")
+    meta: dict[str, Any] = {
+        "channels": list(channels),
+        "xres": xres,
+        "yres": yres,
+        "xreal": float(fobj.get("xreal", 1.0)),
+        "yreal": float(fobj.get("yreal", 1.0)),
+        "si_unit_xy": xy_unit,
+        "si_unit_z": z_unit,
+    }
+    fxy = _length_factor(xy_unit) if xy_unit else None
+    px = None
+    if fxy:
+        px = meta["xreal"] * fxy / xres
+        meta["pixel_size_y_nm"] = meta["yreal"] * fxy / yres
+    fz = _length_factor(z_unit) if z_unit else None
+    if fz:
+        image = image * fz
+        meta["z_unit"] = "nm"
+    else:
+        meta["z_unit"] = z_unit or "unknown"
+    return image, px, name, None, meta

@@ -1,0 +1,74 @@
+"""Fixtures of the io tests: the real instrument files and AFMReader as a reference.
+
+The files live in ``shared/data/afm-real`` beside the repository (or where
+``CALCITE_AFM_REAL_DATA`` points); tests that use them are skipped where they are absent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from napari_calcite_afm.io import AFMStack, read_stack
+
+
+def _find_real_data() -> Path | None:
+    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "afm-real"
+    if here.is_dir():
+        return here
+    env = os.environ.get("CALCITE_AFM_REAL_DATA")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return None
+
+
+REAL = _find_real_data()
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    """The folder of real instrument files (the test is skipped where it is absent)."""
+    if REAL is None:
+        pytest.skip("shared/data/afm-real not available")
+    return REAL
+
+
+@pytest.fixture
+def real(real_dir):
+    """``real(name)``: the path of one real instrument file."""
+
+    def path(name: str) -> Path:
+        return real_dir / name
+
+    return path
+
+
+@pytest.fixture
+def afmreader():
+    """``afmreader(module)``: an AFMReader module with its loguru output silenced (the
+    reference reader)."""
+
+    def load(module: str):
+        from loguru import logger
+
+        mod = importlib.import_module(f"AFMReader.{module}")
+        logger.disable("AFMReader")
+        return mod
+
+    return load
+
+
+@pytest.fixture
+def read_quiet():
+    """``read_quiet(path, ...)``: :func:`read_stack` with its UserWarnings hidden."""
+
+    def read(path, *args, **kwargs) -> AFMStack:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return read_stack(path, *args, **kwargs)
+
+    return read

@@ -1,0 +1,56 @@
+"""Gwyddion .gwy files (napari_calcite_afm.io.gwyddion): the own parser against AFMReader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_calcite_afm.io import list_channels, read_stack
+
+
+def test_gwy_matches_afmreader_where_afmreader_is_right(real, afmreader):
+    path = real("scifi_PTO_110_Virgin0001.gwy")
+    assert list_channels(path) == [
+        "HeightRetrace",
+        "AmplitudeRetrace",
+        "DeflectionRetrace",
+        "PhaseRetrace",
+    ]
+    ref, ref_px = afmreader("gwy").load_gwy(path, "HeightRetrace")
+    stack = read_stack(path)
+    assert stack.channel == "HeightRetrace"
+    assert stack.pixel_size_nm == pytest.approx(ref_px, rel=1e-9)
+    np.testing.assert_allclose(stack.heights[0], ref, rtol=1e-6, atol=1e-5)
+    # phase is in degrees: not scaled to nm (AFMReader multiplies it by 1e9)
+    phase = read_stack(path, "PhaseRetrace")
+    assert phase.metadata["z_unit"] == "deg"
+    assert np.nanmax(np.abs(phase.heights)) < 360
+
+
+def test_gwy_files_afmreader_misreads(real, afmreader):
+    square = real("synthetic_topostats_orientation_square.gwy")
+    landscape = real("synthetic_topostats_orientation_landscape.gwy")
+    with pytest.raises(ValueError, match="not found"):  # AFMReader's bug, for the record
+        afmreader("gwy").load_gwy(square, "Left_Top_Right_Bottom")
+    sq = read_stack(square)
+    assert sq.shape == (256, 256) and sq.pixel_size_nm == pytest.approx(3.90625)
+
+    with pytest.warns(UserWarning, match="not square"):
+        la = read_stack(landscape)
+    assert la.shape == (170, 220)  # AFMReader: (220, 170), sheared
+    assert la.pixel_size_nm == pytest.approx(1000 / 220)
+    assert la.metadata["pixel_size_y_nm"] == pytest.approx(1000 / 170)
+    ref, _ = afmreader("gwy").load_gwy(landscape, "Left_Top_Right_Bottom")
+    assert ref.shape == (220, 170)
+    # same values, correctly laid out row by row
+    np.testing.assert_allclose(la.heights[0], ref.reshape(170, 220), rtol=1e-6, atol=1e-6)
+    # both files show the same 1 um x 1 um pattern: resampled, they must agree
+    from scipy import ndimage
+
+    resampled = ndimage.zoom(la.heights[0].astype(float), (256 / 170, 256 / 220), order=1)
+    target = sq.heights[0].astype(float).ravel()
+    corr = np.corrcoef(resampled.ravel(), target)[0, 1]
+    assert corr > 0.99
+    assert corr > np.corrcoef(resampled[::-1].ravel(), target)[0, 1]
+    sheared = ndimage.zoom(ref.astype(float), (256 / 220, 256 / 170), order=1)
+    assert np.corrcoef(sheared.ravel(), target)[0, 1] < 0.6
