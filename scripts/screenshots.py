@@ -128,8 +128,8 @@ def main(argv=None) -> int:
     # no toasts over the canvas (e.g. the PyQt5 deprecation warning)
     get_settings().application.gui_notification_level = "error"
 
-    from napari_calcite_afm._layers import image_layer_kwargs
-    from napari_calcite_afm._widgets._models import DEFAULT2
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets._model_chooser import DEFAULT2
     from napari_calcite_afm.data import load_sample
 
     stack, truth = load_sample()

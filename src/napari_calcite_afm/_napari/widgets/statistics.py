@@ -37,19 +37,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._common import (
-    LayerChooser,
-    MplCanvas,
-    TaskRunner,
-    current_frame,
-    form_layout,
-    guarded,
-    layer_stack,
-    pixel_size_of,
-    progress_bar,
-    run_row,
-    status_label,
-)
+from ..._util import parse_lags
+from ...errors import CalciteAFMError
+from ..layers import current_frame, layer_stack, pixel_size_of
+from ._qt import LayerChooser, MplCanvas, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, guarded
 
 __all__ = ["PARAMETERS", "StatisticsWidget"]
 
@@ -65,20 +57,6 @@ PARAMETERS = [
     ("ks_height", "KS heights", "", "Kolmogorov-Smirnov, Z' vs f (0 = perfect)"),
     ("ks_increment", "KS increments", "", "Kolmogorov-Smirnov, dZ(s) vs g"),
 ]
-
-
-def _parse_lags(text: str) -> tuple[int, ...]:
-    from ..io import CalciteAFMError
-
-    try:
-        lags = tuple(dict.fromkeys(int(v) for v in text.replace(";", ",").split(",") if v.strip()))
-    except ValueError:
-        raise CalciteAFMError(
-            f"lags must be whole numbers of pixels like '1, 2, 4, 8', got {text!r}"
-        ) from None
-    if not lags or min(lags) < 1:
-        raise CalciteAFMError(f"lags must be positive numbers of pixels, got {text!r}")
-    return lags
 
 
 def _format(value, unit: str) -> str:
@@ -105,10 +83,38 @@ class StatisticsWidget(QWidget):
         self.time_lines: dict = {}
         self._pending = False
 
+        self._make_options(viewer)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._make_frame_tab(), "Current frame")
+        self.tabs.addTab(self._make_time_tab(), "Against time")
+        self.export_table_button = QPushButton("Export table (CSV)…")
+        self.export_figures_button = QPushButton("Export figures (PNG, SVG)…")
+        self.progress = progress_bar()
+        self.status = status_label()
+        self._lay_out()
+
+        self.runner = TaskRunner(
+            self, [self.fit_all_button], self.progress, self.stop_button, self.status
+        )
+        self.frame_runner = TaskRunner(self)
+        self.frame_runner.finished.connect(self._frame_finished)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self.update_frame)
+
+        self._fill_lags()
+        self._connect(viewer)
+        self._schedule()
+
+    # ----------------------------------------------------------------- building
+
+    def _make_options(self, viewer) -> None:
+        """The inputs and fit options (the form at the top)."""
         self.image = LayerChooser(viewer, "image")
-        self.image.setToolTip("cleaned (levelled) heights in nm")
+        self.image.tooltip = "cleaned (levelled) heights in nm"
         self.labels = LayerChooser(viewer, "labels")
-        self.labels.setToolTip("the segmentation: 1 multilayer pit (A), 2 terrace (B)")
+        self.labels.tooltip = "the segmentation: 1 multilayer pit (A), 2 terrace (B)"
         self.lags = QLineEdit("1, 2, 4, 8")
         self.lags.setToolTip("lags s in pixels, comma separated (the pixel size gives nm)")
         self.lag = QComboBox()
@@ -124,7 +130,8 @@ class StatisticsWidget(QWidget):
         self.log_heights = QCheckBox("log density for heights (shows a small pit mode)")
         self.log_heights.setChecked(True)
 
-        # tab 1: current frame
+    def _make_frame_tab(self) -> QWidget:
+        """Tab 1: the current frame's histograms and the parameter table."""
         self.frame_plot = MplCanvas(4.2, 5.0)
         self.table = QTableWidget(len(PARAMETERS), 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "meaning"])
@@ -147,8 +154,10 @@ class StatisticsWidget(QWidget):
         frame_layout.addWidget(self.log_heights)
         frame_layout.addWidget(self.frame_plot, 1)
         frame_layout.addWidget(self.table)
+        return frame_tab
 
-        # tab 2: against time
+    def _make_time_tab(self) -> QWidget:
+        """Tab 2: "Fit all frames" and the parameters against time."""
         self.fit_all_button = QPushButton("Fit all frames")
         self.stop_button = QPushButton("Stop")
         self.time_plot = MplCanvas(4.2, 7.5)
@@ -161,18 +170,12 @@ class StatisticsWidget(QWidget):
         time_layout = QVBoxLayout(time_tab)
         time_layout.addLayout(run_row(self.fit_all_button, self.stop_button))
         time_layout.addWidget(scroll)
+        return time_tab
 
-        self.tabs = QTabWidget()
-        self.tabs.addTab(frame_tab, "Current frame")
-        self.tabs.addTab(time_tab, "Against time")
-        self.export_table_button = QPushButton("Export table (CSV)…")
-        self.export_figures_button = QPushButton("Export figures (PNG, SVG)…")
-        self.progress = progress_bar()
-        self.status = status_label()
-
+    def _lay_out(self) -> None:
         form = form_layout()
-        form.addRow("heights (nm)", self.image)
-        form.addRow("segmentation", self.labels)
+        form.addRow("heights (nm)", self.image.native)
+        form.addRow("segmentation", self.labels.native)
         form.addRow("lags (px)", self.lags)
         form.addRow("lag shown", self.lag)
         form.addRow("direction", self.axis)
@@ -184,33 +187,24 @@ class StatisticsWidget(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
-        self.runner = TaskRunner(
-            self, [self.fit_all_button], self.progress, self.stop_button, self.status
-        )
-        self.frame_runner = TaskRunner(self)
-        self.frame_runner.finished.connect(self._frame_finished)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(120)
-        self._timer.timeout.connect(self.update_frame)
-
-        self._fill_lags()
+    def _connect(self, viewer) -> None:
         self.lags.editingFinished.connect(self._on_lags_edited)
         self.lag.currentIndexChanged.connect(self._on_lag_changed)
-        for combo in (self.axis, self.n_classes, self.image, self.labels):
+        for combo in (self.axis, self.n_classes):
             combo.currentIndexChanged.connect(self._schedule)
+        for chooser in (self.image, self.labels):
+            chooser.changed.connect(self._schedule)
         self.log_heights.toggled.connect(lambda *_: self._draw_frame())
         self.fit_all_button.clicked.connect(lambda *_: self.fit_all())
         self.export_table_button.clicked.connect(lambda *_: self.export_table())
         self.export_figures_button.clicked.connect(lambda *_: self.export_figures())
         viewer.dims.events.current_step.connect(self._schedule)
-        self._schedule()
 
     # ----------------------------------------------------------------- options
 
     def _fill_lags(self) -> None:
         try:
-            lags = _parse_lags(self.lags.text())
+            lags = parse_lags(self.lags.text())
         except ValueError:
             return
         current = self.lag.currentData()
@@ -237,20 +231,19 @@ class StatisticsWidget(QWidget):
             self._draw_time()
 
     def chosen_lag(self) -> int:
+        """The lag (pixels) whose increments, ρ and KS are shown."""
         value = self.lag.currentData()
-        return int(value) if value is not None else _parse_lags(self.lags.text())[0]
+        return int(value) if value is not None else parse_lags(self.lags.text())[0]
 
     def settings(self) -> dict:
         """Keyword arguments of the fits chosen in the widget."""
         return {
-            "lags": _parse_lags(self.lags.text()),
+            "lags": parse_lags(self.lags.text()),
             "axis": self.axis.currentData(),
             "n_classes": int(self.n_classes.currentData()),
         }
 
     def _inputs(self):
-        from ..io import CalciteAFMError
-
         image, labels = self.image.layer(), self.labels.layer()
         if image is None or labels is None:
             return None
@@ -291,7 +284,7 @@ class StatisticsWidget(QWidget):
         frame, labels = z[index], lab[index]
 
         def work(progress, stop):
-            from ..stats import fit_frame
+            from ...stats import fit_frame
 
             return fit_frame(frame, labels, **kwargs)
 
@@ -307,7 +300,7 @@ class StatisticsWidget(QWidget):
             self._schedule()
 
     def _draw_frame(self) -> None:
-        from ..plotting import plot_height_fit, plot_increment_fit
+        from ...plotting import plot_height_fit, plot_increment_fit
 
         fit = self.fit
         if fit is None:
@@ -369,7 +362,7 @@ class StatisticsWidget(QWidget):
         times = (image.metadata or {}).get("frame_times_s")
 
         def work(progress, stop):
-            from ..pipeline import fit_series
+            from ...pipeline import fit_series
 
             return fit_series(
                 z,
@@ -393,13 +386,13 @@ class StatisticsWidget(QWidget):
         self.rows = list(rows)
         self.fits = list(fits or [])
         lags = sorted({int(r["lag_px"]) for r in self.rows if np.isfinite(r.get("lag_px", np.nan))})
-        if lags and lags != list(_parse_lags(self.lags.text())):
+        if lags and lags != list(parse_lags(self.lags.text())):
             self.lags.setText(", ".join(str(s) for s in lags))
             self._fill_lags()
         self._draw_time()
 
     def _draw_time(self) -> None:
-        from ..plotting import plot_parameters_vs_time
+        from ...plotting import plot_parameters_vs_time
 
         fig = self.time_plot.figure
         fig.clear()
@@ -420,6 +413,7 @@ class StatisticsWidget(QWidget):
         self.time_plot.draw()
 
     def time_lines_axes(self) -> list:
+        """The axes of the parameters-against-time panels."""
         return [line.axes for line in self.time_lines.values()]
 
     def _mark_current(self) -> None:
@@ -443,8 +437,8 @@ class StatisticsWidget(QWidget):
     @guarded
     def export_table(self, path: str | os.PathLike | None = None):
         """Write the time table (or, before "Fit all frames", the current frame's) as CSV."""
-        from ..pipeline import table_columns, write_table_csv
-        from ..stats import row_columns
+        from ...pipeline import table_columns, write_table_csv
+        from ...stats import row_columns
 
         rows = self.rows or self.frame_rows()
         if not rows:

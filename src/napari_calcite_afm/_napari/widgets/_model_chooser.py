@@ -1,7 +1,8 @@
 """A model chooser shared by the Segment and one-click widgets.
 
 Offers the shipped default models, the model trained in this session (see
-:mod:`._state`) and a model file; :meth:`ModelChooser.load` returns the model object.
+:mod:`._state`) and a model file: :meth:`ModelChooser.spec` says (in the GUI thread)
+what to load, :func:`load_spec` loads it (in the worker).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...errors import CalciteAFMError
 from . import _state
 
-__all__ = ["ModelChooser"]
+__all__ = ["DEFAULT2", "DEFAULT3", "FILE", "TRAINED", "ModelChooser", "load_spec"]
 
 DEFAULT2 = "default2"
 DEFAULT3 = "default3"
@@ -77,13 +79,16 @@ class ModelChooser(QWidget):
             self.set_file(path)
 
     def set_file(self, path) -> None:
+        """Choose the model file ``path``."""
         self.kind.setCurrentIndex(self.kind.findData(FILE))
         self.path.setText(str(path))
 
     def choice(self) -> str:
+        """The kind chosen: ``"default2"``, ``"default3"``, ``"trained"`` or ``"file"``."""
         return self.kind.currentData()
 
     def description(self) -> str:
+        """The model chosen, in words (the file name for a file)."""
         kind = self.choice()
         if kind == FILE:
             return Path(self.path.text()).name or "model file"
@@ -99,14 +104,10 @@ class ModelChooser(QWidget):
         if kind == TRAINED:
             entry = _state.get_trained()
             if entry is None:
-                from ..io import CalciteAFMError
-
                 raise CalciteAFMError("no model has been trained in this session yet (Train)")
             return ("object", entry.model)
         text = self.path.text().strip()
         if not text:
-            from ..io import CalciteAFMError
-
             raise CalciteAFMError("choose a model file (.pt) first")
         return ("file", Path(text))
 
@@ -116,7 +117,7 @@ def load_spec(spec):
     kind, value = spec
     if kind == "object":
         return value
-    from ..model import load_default_model, load_model
+    from ...model import load_default_model, load_model
 
     if kind == "default":
         return load_default_model(value)

@@ -31,7 +31,17 @@ _listeners: list[weakref.ref] = []  # weak: a closed widget must not stay alive
 
 
 def get_trained() -> TrainedModel | None:
-    """The model trained last in this napari session, or ``None``."""
+    """The model trained last in this napari session, or ``None``.
+
+    Examples
+    --------
+    >>> set_trained(TrainedModel(model="a network", description="trained on 2 frames"))
+    >>> get_trained().description
+    'trained on 2 frames'
+    >>> clear()
+    >>> get_trained() is None
+    True
+    """
     return _current
 
 
@@ -64,6 +74,7 @@ def subscribe(listener: Callable[[TrainedModel | None], None]) -> None:
 
 
 def unsubscribe(listener: Callable[[TrainedModel | None], None]) -> None:
+    """Stop calling ``listener`` when the trained model changes."""
     ref = _ref(listener)
     if ref in _listeners:
         _listeners.remove(ref)

@@ -18,21 +18,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..colormap import LABEL_NAMES
-from ._common import (
-    LayerChooser,
-    TaskRunner,
-    class_legend,
+from ...labels import LABEL_NAMES
+from ..layers import (
     current_frame,
-    form_layout,
-    guarded,
+    image_layer_kwargs,
+    labels_layer_kwargs,
     layer_stack,
     pixel_size_of,
-    progress_bar,
-    run_row,
-    status_label,
 )
-from ._models import ModelChooser, load_spec
+from ._model_chooser import ModelChooser, load_spec
+from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, guarded
 
 __all__ = ["SegmentWidget", "show_segmentation"]
 
@@ -50,9 +46,22 @@ def show_segmentation(viewer, image, labels, frames, *, uncertainty_map=None, na
     """Put ``labels`` (for ``frames`` of ``image``) in the '<image> segmentation' layer.
 
     The layer has the image's shape; frames not segmented stay 0. Returns the layer.
-    """
-    from .._layers import image_layer_kwargs, labels_layer_kwargs
 
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    image : napari.layers.Image
+        The image segmented (its shape, pixel size in nm and translation are used).
+    labels : numpy.ndarray
+        ``(len(frames), rows, cols)`` label values.
+    frames : list of int
+        The frames of ``image`` that ``labels`` belong to.
+    uncertainty_map : numpy.ndarray, optional
+        ``(len(frames), rows, cols)`` in 0..1, shown in the '<image> uncertainty' layer
+        (below the labels).
+    name : str, optional
+        The labels layer's name (default '<image> segmentation').
+    """
     shape = np.shape(image.data)
     name = name or f"{image.name} segmentation"
     px = pixel_size_of(image)
@@ -108,7 +117,7 @@ class SegmentWidget(QWidget):
         self.result_layer = None
 
         self.image = LayerChooser(viewer, "image")
-        self.image.setToolTip("heights in nm (raw or cleaned: the model levels raw frames itself)")
+        self.image.tooltip = "heights in nm (raw or cleaned: the model levels raw frames itself)"
         self.model = ModelChooser()
         self.scope = QComboBox()
         self.scope.addItem("all frames", "all")
@@ -123,7 +132,7 @@ class SegmentWidget(QWidget):
         self.status = status_label()
 
         form = form_layout()
-        form.addRow("image (nm)", self.image)
+        form.addRow("image (nm)", self.image.native)
         form.addRow("model", self.model)
         form.addRow("segment", self.scope)
         layout = QVBoxLayout(self)
@@ -158,7 +167,7 @@ class SegmentWidget(QWidget):
         description = self.model.description()
 
         def work(progress, stop):
-            from ..predict import predict_stack, uncertainty
+            from ...predict import predict_stack, uncertainty
 
             progress({"stage": "loading the model"})
             model = load_spec(spec)

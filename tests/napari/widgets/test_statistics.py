@@ -1,7 +1,7 @@
-"""Statistics and one-click widgets through napari (pytest-qt, Xvfb).
+"""The Statistics widget through napari: the plotted values must be the library's.
 
-The plotted values must be the library's: the tests recompute the fits with
-:mod:`napari_calcite_afm.stats` and compare bar heights, line data and table cells.
+The tests recompute the fits with :mod:`napari_calcite_afm.stats` and compare bar heights,
+line data and table cells.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pytest
 pytestmark = pytest.mark.gui
 
 PX = 11.7
+
+
 LAGS = (1, 2, 4, 8)
 
 
@@ -24,25 +26,8 @@ def series():
     return make_series(3, 64, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(isolated_widget_state):
-    """Every test here runs with an isolated widget state."""
-
-
-@pytest.fixture
-def tiny_model_file(tmp_path):
-    """An untrained 2-class network: enough to exercise the plumbing quickly."""
-    import torch
-
-    from napari_calcite_afm.model import DilatedNet, SegmentationModel
-
-    torch.manual_seed(0)
-    model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=2.0)
-    return model.save(tmp_path / "tiny.pt")
-
-
 def add_clean_and_truth(viewer, series):
-    from napari_calcite_afm._layers import image_layer_kwargs, labels_layer_kwargs
+    from napari_calcite_afm._napari.layers import image_layer_kwargs, labels_layer_kwargs
 
     times = [300.0 * i for i in range(series.clean.shape[0])]
     image = viewer.add_image(
@@ -53,16 +38,6 @@ def add_clean_and_truth(viewer, series):
     return image, labels
 
 
-def error_messages():
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
-    return [
-        str(n.message)
-        for n in notification_manager.records
-        if n.severity == NotificationSeverity.ERROR
-    ]
-
-
 def _bar_heights(artist):
     """Heights of a histogram drawn with ``ax.bar`` (bars) or ``ax.stairs`` (values)."""
     if hasattr(artist, "get_data") and hasattr(artist.get_data(), "values"):
@@ -71,7 +46,7 @@ def _bar_heights(artist):
 
 
 def test_statistics_plots_equal_the_library(make_napari_viewer, qtbot, series, tmp_path):
-    from napari_calcite_afm._widgets.statistics import StatisticsWidget
+    from napari_calcite_afm._napari.widgets.statistics import StatisticsWidget
     from napari_calcite_afm.stats import fit_frame, height_pdf, increment_pdf
 
     viewer = make_napari_viewer()
@@ -137,8 +112,8 @@ def test_statistics_plots_equal_the_library(make_napari_viewer, qtbot, series, t
     assert all(p.stat().st_size > 0 for p in written)
 
 
-def test_statistics_shape_mismatch_notifies(make_napari_viewer, qtbot, series):
-    from napari_calcite_afm._widgets.statistics import StatisticsWidget
+def test_statistics_shape_mismatch_notifies(make_napari_viewer, series, error_messages):
+    from napari_calcite_afm._napari.widgets.statistics import StatisticsWidget
 
     viewer = make_napari_viewer()
     add_clean_and_truth(viewer, series)
@@ -150,51 +125,3 @@ def test_statistics_shape_mismatch_notifies(make_napari_viewer, qtbot, series):
     assert widget.fit_all() is None
     assert "wrong" in error_messages()[before:][-1]
     assert not widget.runner.busy
-
-
-def test_one_click_from_layer_and_file(
-    make_napari_viewer, qtbot, series, tmp_path, tiny_model_file
-):
-    from napari_calcite_afm._layers import image_layer_kwargs
-    from napari_calcite_afm._widgets.oneclick import OneClickWidget
-    from napari_calcite_afm.io import write_tiff
-
-    viewer = make_napari_viewer()
-    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, PX, "raw"))
-    widget = OneClickWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.model.set_file(tiny_model_file)
-    assert widget.run() is not None
-    assert widget.run() is None  # no second worker
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
-    assert widget.result is not None
-    assert len(widget.result.table) == 3 * len(LAGS)
-    cleaned = viewer.layers["raw cleaned"]
-    masks = viewer.layers["raw segmentation"]
-    assert cleaned.data.shape == masks.data.shape == series.raw.shape
-    assert tuple(masks.scale) == (1.0, PX, PX)
-    # the Statistics widget is docked and shows this run
-    stats = widget.statistics
-    assert stats is not None and len(stats.rows) == len(widget.result.table)
-    assert stats.image.layer().name == "raw cleaned"
-    assert "c" in stats.time_lines
-
-    widget.export(tmp_path / "out")
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
-    for name in ("cleaned.tif", "labels.tif", "table.csv", "summary.json"):
-        assert (tmp_path / "out" / name).exists(), name
-
-    # from a file
-    movie = write_tiff(tmp_path / "movie.tif", series.raw, PX, frame_interval_s=300.0)
-    widget.set_input_file(movie)
-    widget.run()
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
-    assert viewer.layers["movie segmentation"].data.shape == series.raw.shape
-
-    # a missing file: a notification naming it, no exception
-    widget.set_input_file(tmp_path / "missing.spm")
-    before = len(error_messages())
-    widget.run()
-    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
-    messages = error_messages()[before:]
-    assert messages and "missing.spm" in messages[-1]

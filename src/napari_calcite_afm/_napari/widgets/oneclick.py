@@ -26,24 +26,20 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._common import (
-    LayerChooser,
-    TaskRunner,
+from ..._util import parse_lags
+from ...errors import CalciteAFMError
+from ..layers import (
     add_or_update_layer,
-    class_legend,
-    form_layout,
-    guarded,
+    image_layer_kwargs,
+    labels_layer_kwargs,
     layer_stack,
-    notify_warning,
     pixel_size_of,
-    progress_bar,
-    run_row,
-    status_label,
 )
-from ._models import ModelChooser, load_spec
-from .statistics import _parse_lags
+from ._model_chooser import ModelChooser, load_spec
+from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, guarded, notify_warning
 
-__all__ = ["OneClickWidget"]
+__all__ = ["STAGES", "OneClickWidget"]
 
 PLUGIN = "napari-calcite-afm"
 #: Share of the progress bar given to each pipeline stage (start, end).
@@ -58,7 +54,13 @@ STAGES = {
 
 
 def _overall(info: dict) -> dict:
-    """A pipeline report as one fraction of the whole run."""
+    """A pipeline report as one fraction of the whole run.
+
+    Examples
+    --------
+    >>> _overall({"stage": "segment", "frame": 4, "n_frames": 10})["fraction"]
+    0.575
+    """
     lo, hi = STAGES.get(info.get("stage"), (0.0, 1.0))
     n = max(int(info.get("n_frames") or 1), 1)
     done = (int(info.get("frame") or 0) + 1) / n
@@ -110,7 +112,7 @@ class OneClickWidget(QWidget):
 
         form = form_layout()
         form.addRow("input", self.input_kind)
-        form.addRow("image", self.image)
+        form.addRow("image", self.image.native)
         form.addRow("file", self.file_row)
         form.addRow("model", self.model)
         form.addRow("lags (px)", self.lags)
@@ -146,7 +148,7 @@ class OneClickWidget(QWidget):
 
     def _update_input(self, *args) -> None:
         from_file = self.input_kind.currentData() == "file"
-        self.image.setEnabled(not from_file)
+        self.image.enabled = not from_file
         self.file_row.setEnabled(from_file)
 
     def _browse_input(self) -> None:
@@ -160,6 +162,7 @@ class OneClickWidget(QWidget):
             self.out_dir.setText(folder)
 
     def set_input_file(self, path) -> None:
+        """Run on the AFM file or folder ``path`` (instead of a layer)."""
         self.input_kind.setCurrentIndex(self.input_kind.findData("file"))
         self.path.setText(str(path))
 
@@ -168,11 +171,10 @@ class OneClickWidget(QWidget):
     @guarded
     def run(self):
         """Run the pipeline in a background thread; results become layers and plots."""
-        from ..io import CalciteAFMError
-        from ..pipeline import PipelineConfig
+        from ...pipeline import PipelineConfig
 
         config = PipelineConfig(
-            lags=_parse_lags(self.lags.text()), register=self.register.isChecked()
+            lags=parse_lags(self.lags.text()), register=self.register.isChecked()
         )
         spec = self.model.spec()
         kwargs: dict = {}
@@ -196,7 +198,7 @@ class OneClickWidget(QWidget):
                 kwargs["frame_interval_s"] = float(np.median(np.diff(times)))
 
         def work(progress, stop):
-            from ..pipeline import run_pipeline
+            from ...pipeline import run_pipeline
 
             progress({"stage": "read", "frame": 0, "n_frames": 1})
             model = load_spec(spec)
@@ -220,8 +222,6 @@ class OneClickWidget(QWidget):
 
     def show_result(self, result, name: str, translate=None) -> None:
         """Add the cleaned stack and the masks as layers and open the Statistics plots."""
-        from .._layers import image_layer_kwargs, labels_layer_kwargs
-
         self.result = result
         px = result.pixel_size_nm
         times = [float(t) for t in np.asarray(result.frame_times_s, float)]
@@ -267,8 +267,7 @@ class OneClickWidget(QWidget):
     @guarded
     def export(self, folder: str | os.PathLike | None = None):
         """Write every output of the last run into ``folder`` (or the chosen one)."""
-        from ..io import CalciteAFMError
-        from ..pipeline import write_outputs
+        from ...pipeline import write_outputs
 
         if self.result is None:
             raise CalciteAFMError("run the pipeline first")

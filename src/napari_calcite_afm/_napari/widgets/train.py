@@ -26,23 +26,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...errors import CalciteAFMError
+from ..layers import current_frame, layer_stack
 from . import _state
-from ._common import (
-    LayerChooser,
-    MplCanvas,
-    TaskRunner,
-    current_frame,
-    form_layout,
-    guarded,
-    layer_stack,
-    notify_info,
-    progress_bar,
-    run_row,
-    status_label,
-)
-from .labels import cache_dir
+from ._autosave import cache_dir
+from ._qt import LayerChooser, MplCanvas, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, guarded, notify_info
 
-__all__ = ["TrainWidget", "training_pairs"]
+__all__ = ["NETWORKS", "TrainWidget", "training_pairs"]
 
 #: Network choices: key -> (architecture, dilations, filters, text).
 NETWORKS = {
@@ -55,11 +46,36 @@ NETWORKS = {
 def training_pairs(image_layer, labels_layer) -> tuple[list, list, list[int]]:
     """The frames of ``image_layer`` that hold any label, with their labels.
 
-    Raises :class:`~napari_calcite_afm.io.CalciteAFMError` when the shapes differ or
-    nothing is labelled.
-    """
-    from ..io import CalciteAFMError
+    Parameters
+    ----------
+    image_layer, labels_layer : napari.layers.Image, napari.layers.Labels
+        Heights in nm and labels of the same shape, a frame or a stack.
 
+    Returns
+    -------
+    images : list of numpy.ndarray
+        The labelled frames' heights (float32, nm).
+    labels : list of numpy.ndarray
+        Their labels (0 = not labelled).
+    frames : list of int
+        Their indices.
+
+    Raises
+    ------
+    CalciteAFMError
+        When the shapes differ or nothing is labelled.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> image = SimpleNamespace(name="raw", data=np.zeros((3, 8, 8), np.float32))
+    >>> labels = np.zeros((3, 8, 8), np.uint8)
+    >>> labels[1, 2, 2] = 1
+    >>> _, _, frames = training_pairs(image, SimpleNamespace(name="labels", data=labels))
+    >>> frames
+    [1]
+    """
     images = layer_stack(image_layer)
     labels = np.asarray(labels_layer.data)
     if labels.ndim == 2:
@@ -91,9 +107,9 @@ class TrainWidget(QWidget):
         self._loss: list[tuple[int, float]] = []
 
         self.image = LayerChooser(viewer, "image")
-        self.image.setToolTip("heights in nm (raw or cleaned); the model levels frames itself")
+        self.image.tooltip = "heights in nm (raw or cleaned); the model levels frames itself"
         self.labels = LayerChooser(viewer, "labels")
-        self.labels.setToolTip(
+        self.labels.tooltip = (
             "painted labels (0 = not labelled, ignored); every frame with any label is used"
         )
         self.iterations = QSpinBox()
@@ -148,8 +164,8 @@ class TrainWidget(QWidget):
         self.status = status_label()
 
         form = form_layout()
-        form.addRow("image (nm)", self.image)
-        form.addRow("labels", self.labels)
+        form.addRow("image (nm)", self.image.native)
+        form.addRow("labels", self.labels.native)
         form.addRow("iterations", self.iterations)
         form.addRow("patches per step", self.batch)
         form.addRow("classes", self.n_classes)
@@ -230,8 +246,8 @@ class TrainWidget(QWidget):
 
     def config(self, checkpoint: Path | None = None):
         """The :class:`~napari_calcite_afm.train.TrainConfig` chosen in the widget."""
-        from ..model import MODEL_LEVEL_DEFAULTS
-        from ..train import TrainConfig
+        from ...model import MODEL_LEVEL_DEFAULTS
+        from ...train import TrainConfig
 
         iterations = self.iterations.value()
         image = self.image.layer()
@@ -277,8 +293,8 @@ class TrainWidget(QWidget):
         preview_name = f"{image.name} training preview"
 
         def work(progress, stop):
-            from ..predict import predict_frame
-            from ..train import train_model
+            from ...predict import predict_frame
+            from ...train import train_model
 
             def monitor(model):
                 # in the worker thread, at each validation: segment the viewed frame

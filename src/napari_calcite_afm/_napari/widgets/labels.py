@@ -7,14 +7,13 @@
   (below: pit, above: terrace), per frame;
 - labels are saved / loaded as TIFF through :mod:`napari_calcite_afm.io`;
 - painted labels are autosaved (debounced) to ``<image stem>.labels.autosave.tif`` next
-  to the image, or to the user cache folder; creating labels for an image that has an
-  autosave offers to restore it.
+  to the image, or to the user cache folder (see :mod:`._autosave`); creating labels for
+  an image that has an autosave offers to restore it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
@@ -34,72 +33,22 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..colormap import LABEL_COLORS, LABEL_NAMES
-from ._common import (
-    LayerChooser,
-    TaskRunner,
+from ...labels import LABEL_COLORS, LABEL_NAMES
+from ..layers import (
     current_frame,
-    expected_errors,
-    form_layout,
-    guarded,
+    labels_layer_kwargs,
     layer_stack,
-    notify_info,
     pixel_size_of,
-    progress_bar,
-    run_row,
     source_path_of,
-    status_label,
 )
+from ._autosave import _inside_package, autosave_path_for, cache_dir
+from ._qt import LayerChooser, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, expected_errors, guarded, notify_info
 
-__all__ = ["LabelsWidget", "autosave_path_for", "cache_dir"]
+__all__ = ["AUTOSAVE_DELAY_MS", "LabelsWidget", "autosave_path_for", "cache_dir", "otsu_labels"]
 
-#: Seconds of quiet after the last brush stroke before the labels are autosaved.
+#: Milliseconds of quiet after the last brush stroke before the labels are autosaved.
 AUTOSAVE_DELAY_MS = 2000
-
-
-def cache_dir() -> Path:
-    """The user cache folder (``NAPARI_CALCITE_AFM_CACHE`` overrides it)."""
-    env = os.environ.get("NAPARI_CALCITE_AFM_CACHE")
-    if env:
-        return Path(env)
-    try:
-        from platformdirs import user_cache_dir
-
-        return Path(user_cache_dir("napari-calcite-afm"))
-    except ImportError:  # pragma: no cover
-        return Path.home() / ".cache" / "napari-calcite-afm"
-
-
-def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK)
-
-
-def _inside_package(path: Path) -> bool:
-    package = Path(__file__).resolve().parents[1]
-    try:
-        path.resolve().relative_to(package)
-        return True
-    except ValueError:
-        return False
-
-
-def autosave_path_for(image_layer) -> Path:
-    """Where the labels painted on ``image_layer`` are autosaved.
-
-    ``<image stem>.labels.autosave.tif`` in the image's folder when the image came from a
-    file in a writable folder (not the package's own sample data); otherwise
-    ``<cache>/autosave/<layer name>.labels.autosave.tif``.
-    """
-    source = source_path_of(image_layer)
-    if source is not None:
-        folder = source if source.is_dir() else source.parent
-        stem = source.name if source.is_dir() else source.stem
-        if _writable(folder) and not _inside_package(folder):
-            return folder / f"{stem}.labels.autosave.tif"
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
-    else:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_layer.name) or "image"
-    return cache_dir() / "autosave" / f"{safe}.labels.autosave.tif"
 
 
 def _swatch(rgba) -> QIcon:
@@ -109,7 +58,17 @@ def _swatch(rgba) -> QIcon:
 
 
 def otsu_labels(frame: np.ndarray) -> np.ndarray:
-    """1 (pit) below Otsu's threshold of the finite heights, 2 (terrace) above, 0 for NaN."""
+    """1 (pit) below Otsu's threshold of the finite heights, 2 (terrace) above, 0 for NaN.
+
+    A starting point for painting labels on cleaned (levelled) heights in nm.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> otsu_labels(np.array([[0.0, 0.0, 5.0], [5.0, np.nan, 5.0]]))
+    array([[1, 1, 2],
+           [2, 0, 2]], dtype=uint8)
+    """
     from skimage.filters import threshold_otsu
 
     z = np.asarray(frame, dtype=np.float64)
@@ -136,7 +95,7 @@ class LabelsWidget(QWidget):
         self._dirty = False
 
         self.image = LayerChooser(viewer, "image")
-        self.image.setToolTip("the image the labels belong to (the cleaned heights are best)")
+        self.image.tooltip = "the image the labels belong to (the cleaned heights are best)"
         self.n_classes = QComboBox()
         self.n_classes.addItem("2: multilayer pit, terrace", 2)
         self.n_classes.addItem("3: + monolayer pit", 3)
@@ -174,7 +133,7 @@ class LabelsWidget(QWidget):
         self.status = status_label()
 
         form = form_layout()
-        form.addRow("image", self.image)
+        form.addRow("image", self.image.native)
         form.addRow("classes", self.n_classes)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -241,8 +200,6 @@ class LabelsWidget(QWidget):
 
         ``restore=None`` asks the user when an autosave exists for this image.
         """
-        from .._layers import labels_layer_kwargs
-
         image = self.image.layer()
         if image is None:
             self.status.setText("choose an image layer first")
@@ -298,7 +255,7 @@ class LabelsWidget(QWidget):
 
     @staticmethod
     def _read_labels(path: Path, shape) -> np.ndarray:
-        from ..io import read_labels
+        from ...io import read_labels
 
         labels = np.asarray(read_labels(path, shape=shape), dtype=np.uint8)
         if len(shape) == 2 and labels.ndim == 3 and labels.shape[0] == 1:
@@ -344,7 +301,7 @@ class LabelsWidget(QWidget):
         layer = self.labels_layer
         if layer is None or self.autosave_path is None or layer not in self.viewer.layers:
             return None
-        from ..io import write_tiff
+        from ...io import write_tiff
 
         path = self.autosave_path
         data = np.asarray(layer.data).astype(np.uint8)
@@ -421,7 +378,7 @@ class LabelsWidget(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Save labels", default, "TIFF (*.tif)")
             if not path:
                 return None
-        from ..io import write_tiff
+        from ...io import write_tiff
 
         out = write_tiff(path, np.asarray(layer.data).astype(np.uint8), pixel_size_of(layer))
         self._dirty = False

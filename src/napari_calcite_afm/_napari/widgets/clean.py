@@ -22,21 +22,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._common import (
-    LayerChooser,
-    TaskRunner,
+from ..layers import (
     add_or_update_layer,
     current_frame,
-    form_layout,
-    guarded,
+    image_layer_kwargs,
     layer_stack,
     pixel_size_of,
-    progress_bar,
-    run_row,
-    status_label,
 )
+from ._qt import LayerChooser, form_layout, progress_bar, run_row, status_label
+from ._tasks import TaskRunner, guarded
 
-__all__ = ["CleanWidget"]
+__all__ = ["ROW_METHODS", "CleanWidget"]
 
 #: Scan-line alignment methods offered (value, description).
 ROW_METHODS = [
@@ -56,7 +52,7 @@ class CleanWidget(QWidget):
         self.result_layer = None
 
         self.image = LayerChooser(viewer, "image")
-        self.image.setToolTip("the raw AFM heights (nm) to clean")
+        self.image.tooltip = "the raw AFM heights (nm) to clean"
 
         self.background_order = QSpinBox()
         self.background_order.setRange(0, 5)
@@ -119,7 +115,7 @@ class CleanWidget(QWidget):
         box.setLayout(form)
 
         top = form_layout()
-        top.addRow("image (raw heights, nm)", self.image)
+        top.addRow("image (raw heights, nm)", self.image.native)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(box)
@@ -150,20 +146,20 @@ class CleanWidget(QWidget):
         self.row_method.currentIndexChanged.connect(self._schedule_preview)
         self.scars.toggled.connect(self._schedule_preview)
         self.zero_mean.toggled.connect(self._schedule_preview)
-        self.image.currentIndexChanged.connect(self._schedule_preview)
+        self.image.changed.connect(self._schedule_preview)
         viewer.dims.events.current_step.connect(self._schedule_preview)
 
     # ----------------------------------------------------------------- settings
 
     @staticmethod
     def _default_settings():
-        from ..level import LevelSettings
+        from ...level import LevelSettings
 
         return LevelSettings()
 
     def settings(self):
         """The :class:`~napari_calcite_afm.level.LevelSettings` chosen in the widget."""
-        from ..level import LevelSettings
+        from ...level import LevelSettings
 
         return LevelSettings(
             background_order=self.background_order.value(),
@@ -176,6 +172,7 @@ class CleanWidget(QWidget):
         )
 
     def set_settings(self, settings) -> None:
+        """Show ``settings`` (a :class:`~napari_calcite_afm.level.LevelSettings`)."""
         self.background_order.setValue(int(settings.background_order))
         index = self.row_method.findData(settings.row_method)
         if index < 0:
@@ -206,7 +203,7 @@ class CleanWidget(QWidget):
         if self.preview_runner.busy:
             self._preview_pending = True
             return None
-        from ..level import level_frame
+        from ...level import level_frame
 
         index = current_frame(self.viewer, layer)
         frame = layer_stack(layer)[index]
@@ -218,8 +215,6 @@ class CleanWidget(QWidget):
             return level_frame(frame, settings)
 
         def show(levelled):
-            from .._layers import image_layer_kwargs
-
             kwargs = image_layer_kwargs(
                 levelled, px, name, {"frame": index, "levelling": settings.to_dict()}
             )
@@ -243,7 +238,7 @@ class CleanWidget(QWidget):
         if layer is None:
             self.status.setText("choose an image layer first")
             return None
-        from ..level import level_stack, register_stack
+        from ...level import level_stack, register_stack
 
         stack = layer_stack(layer)
         settings = self.settings()
@@ -264,8 +259,6 @@ class CleanWidget(QWidget):
             return np.asarray(cleaned, dtype=np.float32), info
 
         def show(result):
-            from .._layers import image_layer_kwargs
-
             cleaned, info = result
             if layer.ndim == 2:
                 cleaned = cleaned[0]

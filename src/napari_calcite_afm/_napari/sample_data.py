@@ -1,0 +1,44 @@
+"""napari sample data: the synthetic calcite dissolution movie and its labels.
+
+Registered in ``napari.yaml`` (File > Open Sample > Calcite AFM) as
+``calcite_dissolution``.
+"""
+
+from __future__ import annotations
+
+from ..data import load_sample
+from .layers import image_layer_kwargs, labels_layer_kwargs
+
+__all__ = ["make_sample_data"]
+
+
+def make_sample_data() -> list[tuple]:
+    """The sample time series (raw heights, nm) and its ground-truth labels.
+
+    Returns
+    -------
+    list of tuple
+        ``(heights, kwargs, "image")`` and ``(labels, kwargs, "labels")``, both
+        ``(frames, rows, cols)`` with the pixel size in nm as ``scale``.
+
+    Examples
+    --------
+    >>> (heights, image_kwargs, _), (labels, _, kind) = make_sample_data()
+    >>> heights.shape == labels.shape, heights.dtype, kind
+    (True, dtype('float32'), 'labels')
+    """
+    stack, labels = load_sample()
+    meta = {"source": str(stack.source), "frame_times_s": None}
+    if stack.frame_times_s is not None:
+        meta["frame_times_s"] = [float(t) for t in stack.frame_times_s]
+    image = (
+        stack.heights,
+        image_layer_kwargs(stack.heights, stack.pixel_size_nm, "calcite (synthetic)", meta),
+        "image",
+    )
+    truth = (
+        labels,
+        labels_layer_kwargs(labels, stack.pixel_size_nm, "ground truth labels"),
+        "labels",
+    )
+    return [image, truth]

@@ -1,0 +1,79 @@
+"""The one-click widget through napari: clean, segment and fit a movie, then export."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+PX = 11.7
+
+
+LAGS = (1, 2, 4, 8)
+
+
+@pytest.fixture(scope="module")
+def series():
+    from napari_calcite_afm.synthetic import make_series
+
+    return make_series(3, 64, seed=5)
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    """An untrained 2-class network: enough to exercise the plumbing quickly."""
+    import torch
+
+    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+
+    torch.manual_seed(0)
+    model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=2.0)
+    return model.save(tmp_path / "tiny.pt")
+
+
+def test_one_click_from_layer_and_file(
+    make_napari_viewer, qtbot, series, tmp_path, tiny_model_file, error_messages
+):
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets.oneclick import OneClickWidget
+    from napari_calcite_afm.io import write_tiff
+
+    viewer = make_napari_viewer()
+    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, PX, "raw"))
+    widget = OneClickWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.model.set_file(tiny_model_file)
+    assert widget.run() is not None
+    assert widget.run() is None  # no second worker
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert widget.result is not None
+    assert len(widget.result.table) == 3 * len(LAGS)
+    cleaned = viewer.layers["raw cleaned"]
+    masks = viewer.layers["raw segmentation"]
+    assert cleaned.data.shape == masks.data.shape == series.raw.shape
+    assert tuple(masks.scale) == (1.0, PX, PX)
+    # the Statistics widget is docked and shows this run
+    stats = widget.statistics
+    assert stats is not None and len(stats.rows) == len(widget.result.table)
+    assert stats.image.layer().name == "raw cleaned"
+    assert "c" in stats.time_lines
+
+    widget.export(tmp_path / "out")
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    for name in ("cleaned.tif", "labels.tif", "table.csv", "summary.json"):
+        assert (tmp_path / "out" / name).exists(), name
+
+    # from a file
+    movie = write_tiff(tmp_path / "movie.tif", series.raw, PX, frame_interval_s=300.0)
+    widget.set_input_file(movie)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert viewer.layers["movie segmentation"].data.shape == series.raw.shape
+
+    # a missing file: a notification naming it, no exception
+    widget.set_input_file(tmp_path / "missing.spm")
+    before = len(error_messages())
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
+    messages = error_messages()[before:]
+    assert messages and "missing.spm" in messages[-1]

@@ -1,0 +1,80 @@
+"""The Segment widget through napari: a stack, a frame, the model just trained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+PX = 11.7
+
+
+@pytest.fixture(scope="module")
+def series():
+    from napari_calcite_afm.synthetic import make_series
+
+    return make_series(3, 64, seed=3)
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+
+    model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=5.0)
+    return model.save(tmp_path / "tiny.pt")
+
+
+def test_segment_stack_and_frame(
+    make_napari_viewer, series, tiny_model_file, add_raw, dock, wait_idle
+):
+    from napari_calcite_afm._napari.widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, SegmentWidget(viewer))
+    widget.model.set_file(tiny_model_file)
+    widget.show_uncertainty.setChecked(True)
+    widget.segment("all")
+    wait_idle(widget)
+    layer = viewer.layers["raw segmentation"]
+    assert layer.data.shape == series.raw.shape and layer.data.dtype == np.uint8
+    assert tuple(layer.scale) == (1.0, PX, PX)
+    assert set(np.unique(layer.data)) <= {1, 2}
+    unc = viewer.layers["raw uncertainty"]
+    assert unc.data.shape == series.raw.shape
+    assert np.nanmin(unc.data) >= 0 and np.nanmax(unc.data) <= 1
+    # masks drawn on top of the uncertainty
+    assert viewer.layers.index(layer) > viewer.layers.index(unc)
+
+    # current frame only: the other frames keep their labels
+    layer.data = np.zeros_like(layer.data)
+    viewer.dims.set_current_step(0, 1)
+    widget.segment("current")
+    wait_idle(widget)
+    data = viewer.layers["raw segmentation"].data
+    assert data[1].all() and not data[0].any() and not data[2].any()
+
+
+def test_segment_with_the_model_just_trained(
+    make_napari_viewer, series, add_raw, dock, wait_idle, error_messages
+):
+    from napari_calcite_afm._napari.widgets import _state
+    from napari_calcite_afm._napari.widgets.segment import SegmentWidget
+    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, SegmentWidget(viewer))
+    # nothing trained yet: a notification, no crash
+    widget.model.kind.setCurrentIndex(widget.model.kind.findData("trained"))
+    before = len(error_messages())
+    assert widget.segment() is None
+    assert "trained" in error_messages()[before:][-1]
+
+    model = SegmentationModel(DilatedNet(3, width=4))
+    _state.set_trained(_state.TrainedModel(model=model))
+    assert widget.model.choice() == "trained"  # selected automatically
+    widget.segment("all")
+    wait_idle(widget)
+    assert viewer.layers["raw segmentation"].data.max() <= 3
