@@ -1,4 +1,4 @@
-"""The one-click segment-and-fit pipeline, the fit subcommand and the figures."""
+"""The one-click segment-and-fit pipeline and the fitting half alone (fit_series)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from napari_calcite_afm.cli import main
-from napari_calcite_afm.io import CalciteAFMError, read_labels, read_stack, write_tiff
+from napari_calcite_afm import pipeline
+from napari_calcite_afm.errors import CalciteAFMError
+from napari_calcite_afm.io import read_labels
 from napari_calcite_afm.pipeline import (
     TABLE_COLUMNS,
     Cancelled,
@@ -19,7 +20,6 @@ from napari_calcite_afm.pipeline import (
     run_pipeline,
     table_columns,
 )
-from napari_calcite_afm.surface import mean_retreat_nm, pit_measures
 from napari_calcite_afm.synthetic import make_series
 
 
@@ -28,24 +28,31 @@ def series():
     return make_series(3, 96, seed=4242)
 
 
-def test_pit_measures_counts_components():
-    lab = np.full((40, 40), 2, np.uint8)
-    lab[2:6, 2:6] = 1  # 16 px
-    lab[20:30, 20:30] = 1  # 100 px
-    lab[35, 35] = 1  # 1 px: below min_area_px
-    count, area = pit_measures(lab, pixel_size_nm=2.0, min_area_px=4)
-    assert count == 2
-    assert area == pytest.approx((16 + 100) / 2 * 4.0)
-    assert pit_measures(np.full((5, 5), 2), 1.0) == (0, pytest.approx(np.nan, nan_ok=True))
+def test_old_names_still_importable():
+    from napari_calcite_afm import _util, errors, outputs
+
+    for name in pipeline.__all__:
+        assert getattr(pipeline, name) is not None, name
+    for name in ("TABLE_COLUMNS", "table_columns", "write_figures", "write_outputs",
+                 "write_table_csv"):  # fmt: skip
+        assert getattr(pipeline, name) is getattr(outputs, name), name
+    assert pipeline._write_json is outputs.write_json  # the demo's old import
+    assert pipeline.Cancelled is errors.Cancelled and pipeline.CalciteAFMError is CalciteAFMError
+    assert pipeline.ProgressFn is _util.ProgressFn and pipeline.StopFlag is _util.StopFlag
 
 
-def test_retreat_ignores_vertical_offset_and_measures_lowering():
-    rng = np.random.default_rng(3)
-    a = rng.normal(0, 0.05, (128, 128))
-    b = a - 7.0  # instrument offset only: no retreat
-    assert mean_retreat_nm(a, b) == pytest.approx(0.0, abs=0.01)
-    b[:32] -= 0.62  # a quarter of the surface lost two layers
-    assert mean_retreat_nm(a, b) == pytest.approx(0.155, abs=0.01)
+def test_config_round_trip_and_unknown_keys():
+    cfg = PipelineConfig(lags=(1, 3), register=False, level={"background_order": 1})
+    d = cfg.to_dict()
+    assert d["lags"] == [1, 3] and json.loads(json.dumps(d)) == d
+    back = PipelineConfig.from_dict(d)
+    assert back == cfg and back.lags == (1, 3)
+    assert PipelineConfig.from_dict({"lags": ["2", 4.0]}).lags == (2, 4)
+    assert PipelineConfig.from_dict({}) == PipelineConfig()
+    with pytest.raises(CalciteAFMError, match="bogus"):
+        PipelineConfig.from_dict({"bogus": 1, "lags": [1]})
+    with pytest.raises(CalciteAFMError):
+        PipelineConfig.from_dict([("lags", [1])])
 
 
 def test_fit_series_table_columns_and_values(series):
@@ -66,9 +73,21 @@ def test_fit_series_table_columns_and_values(series):
     assert np.isnan(rows[0]["retreat_nm_per_min"]) and np.isfinite(rows[2]["retreat_nm_per_min"])
 
 
+def test_fit_series_does_not_depend_on_workers(series):
+    kw = dict(pixel_size_nm=series.pixel_size_nm, frame_times_s=series.frame_times_s, lags=(2,))
+    one, _ = fit_series(series.clean, series.labels, workers=1, **kw)
+    two, _ = fit_series(series.clean, series.labels, workers=2, **kw)
+    assert json.dumps(one, default=str) == json.dumps(two, default=str)
+
+
 def test_fit_series_rejects_mismatched_labels(series):
     with pytest.raises(CalciteAFMError, match="do not match"):
         fit_series(series.clean, series.labels[:, :10], pixel_size_nm=1.0)
+
+
+def test_fit_series_stop_flag(series):
+    with pytest.raises(Cancelled, match="stopped after 0 of 3 frames"):
+        fit_series(series.clean, series.labels, pixel_size_nm=1.0, lags=(1,), stop=lambda: True)
 
 
 def test_run_pipeline_writes_everything(series, tmp_path):
@@ -97,49 +116,35 @@ def test_run_pipeline_writes_everything(series, tmp_path):
     np.testing.assert_array_equal(labels, res.labels)
 
 
+def test_run_pipeline_stages_timings_and_summary(series):
+    progress = []
+    cfg = PipelineConfig(lags=(2, 1), register=False, keep_probabilities=False, em=False)
+    res = run_pipeline(
+        series.raw, pixel_size_nm=series.pixel_size_nm, config=cfg, progress=progress.append
+    )
+    stages = [p["stage"] for p in progress]
+    assert stages[0] == "read" and "register" not in stages and "write" not in stages
+    order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert order == ["read", "level", "segment", "fit"]
+    assert all(p["elapsed_s"] >= 0 for p in progress)
+    assert res.probabilities is None and res.shifts_px is None and res.files == {}
+    assert np.all(np.isnan(res.frame_times_s))  # no times known, no interval given
+    s = res.summary
+    assert list(s["timings_s"]) == ["read_s", "level_s", "register_s", "segment_s", "fit_s",
+                                    "total_s"]  # fmt: skip
+    assert s["config"] == cfg.to_dict() and s["drift_shifts_px"] is None
+    first = [r["c"] for r in res.table if r["lag_px"] == 2]  # the means use the first lag
+    assert s["means"]["c"] == pytest.approx(np.mean(first))
+    assert s["source"] is None and s["format"] == "array"
+
+
+def test_run_pipeline_rejects_bad_arrays():
+    with pytest.raises(CalciteAFMError, match="expected"):
+        run_pipeline(np.zeros((2, 2, 8, 8)), pixel_size_nm=1.0)
+
+
 def test_run_pipeline_stop_flag(series):
     stop = threading.Event()
     stop.set()
     with pytest.raises(Cancelled):
         run_pipeline(series.raw, pixel_size_nm=11.7, stop=stop)
-
-
-def test_cli_fit_and_run(series, tmp_path):
-    img = write_tiff(tmp_path / "img.tif", series.raw, series.pixel_size_nm, frame_interval_s=300)
-    lab = write_tiff(tmp_path / "lab.tif", series.labels_raw, series.pixel_size_nm)
-    table = tmp_path / "t.csv"
-    assert (
-        main(
-            [
-                "fit",
-                str(img),
-                "--labels",
-                str(lab),
-                "--out",
-                str(table),
-                "--lags",
-                "1,3",
-                "--figures",
-                str(tmp_path / "figs"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    with table.open() as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 6 and rows[1]["lag_px"] == "3"
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 4
-    assert main(["fit", str(img), "--labels", str(lab), "--out", str(table), "--lags", "x"]) == 2
-    out = tmp_path / "run"
-    assert main(["run", str(img), "--out", str(out), "--quiet", "--figures", "none"]) == 0
-    assert read_stack(out / "cleaned.tif").heights.shape == series.raw.shape
-    assert (out / "table.csv").exists() and not (out / "figures").exists()
-
-
-def test_demo_runs_on_sample(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "table" in out and (tmp_path / "table.csv").exists()
-    score = json.loads((tmp_path / "segmentation_score.json").read_text())
-    assert score["pixel_accuracy"] > 0.9

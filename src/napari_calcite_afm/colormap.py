@@ -67,7 +67,19 @@ def green_magenta(n: int = 256) -> np.ndarray:
 
 
 def matplotlib_green_magenta():
-    """Return the colormap as a :class:`matplotlib.colors.ListedColormap`."""
+    """Return the colormap as a :class:`matplotlib.colors.ListedColormap`.
+
+    Returns
+    -------
+    matplotlib.colors.ListedColormap
+        256 colours of :func:`green_magenta`, named :data:`COLORMAP_NAME`.
+
+    Examples
+    --------
+    >>> cmap = matplotlib_green_magenta()
+    >>> cmap.name, cmap.N
+    ('calcite green-magenta', 256)
+    """
     from matplotlib.colors import ListedColormap
 
     return ListedColormap(green_magenta(256), name=COLORMAP_NAME)

@@ -26,6 +26,12 @@ def sample_paths() -> tuple[Path, Path]:
     tuple of pathlib.Path
         ``(image, labels)``: float32 heights in nm (10 frames of 256 x 256 pixels) and
         uint8 labels (1 multilayer pit, 2 terrace, 3 monolayer pit), ImageJ TIFF.
+
+    Examples
+    --------
+    >>> image, labels = sample_paths()
+    >>> image.name, labels.name, image.exists()
+    ('calcite_series.tif', 'calcite_labels.tif', True)
     """
     folder = resources.files("napari_calcite_afm") / "sample_data"
     return Path(str(folder / SAMPLE_IMAGE)), Path(str(folder / SAMPLE_LABELS))
@@ -41,6 +47,14 @@ def load_sample():
     labels : numpy.ndarray
         uint8 ground-truth labels ``(frames, rows, cols)`` that pair pixel by pixel with
         the raw frames.
+
+    Examples
+    --------
+    >>> stack, labels = load_sample()
+    >>> stack.heights.shape, labels.shape, labels.dtype.name
+    ((10, 256, 256), (10, 256, 256), 'uint8')
+    >>> round(stack.pixel_size_nm, 3) > 0
+    True
     """
     from .io import read_labels, read_stack
 

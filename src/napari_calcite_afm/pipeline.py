@@ -5,31 +5,46 @@
 fit``). Both work frame by frame after levelling and registration, report progress
 through a callback and stop cleanly when asked.
 
-The results table has one row per frame and lag with, first, the columns ``frame,
-time_s, lag_px, lag_nm, c, mu_A, sigma_A, rho_A, mu_B, sigma_B, rho_B, ks_height,
-ks_increment, pit_count, mean_pit_area_nm2, retreat_nm_per_min`` and then the extra
-columns of :func:`napari_calcite_afm.stats.row_columns`.
+The files of a run (results table, figures, summary) are written by
+:mod:`napari_calcite_afm.outputs`; its names (:data:`TABLE_COLUMNS`,
+:func:`table_columns`, :func:`write_table_csv`, :func:`write_figures`,
+:func:`write_outputs`) can also be imported from here.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._util import Cancelled, available_cpus, thread_map
-from ._util import stop_requested as _stopped
-from .io import AFMStack, CalciteAFMError, read_stack, write_tiff
+from ._util import (
+    Cancelled,
+    ProgressFn,
+    StopFlag,
+    available_cpus,
+    settings_from_dict,
+    stop_requested,
+    thread_map,
+)
+from .errors import CalciteAFMError
+from .io import AFMStack, read_stack
 from .level import LevelSettings, level_stack, register_stack
-from .stats import FrameFit, fit_frame, row_columns
+from .outputs import (
+    TABLE_COLUMNS,
+    run_summary,
+    table_columns,
+    write_figures,
+    write_outputs,
+    write_table_csv,
+)
+from .outputs import write_json as _write_json  # the old private name, for old imports
+from .stats import FrameFit, fit_frame
 from .surface import mean_retreat_nm, pit_measures
 
 __all__ = [
@@ -41,38 +56,10 @@ __all__ = [
     "fit_series",
     "resolve_model",
     "run_pipeline",
+    "write_figures",
     "write_outputs",
     "write_table_csv",
 ]
-
-ProgressFn = Callable[[dict], None]
-StopFlag = Callable[[], bool] | Any
-
-#: The leading columns of the results table, in order (an interface: keep them).
-TABLE_COLUMNS: list[str] = [
-    "frame",
-    "time_s",
-    "lag_px",
-    "lag_nm",
-    "c",
-    "mu_A",
-    "sigma_A",
-    "rho_A",
-    "mu_B",
-    "sigma_B",
-    "rho_B",
-    "ks_height",
-    "ks_increment",
-    "pit_count",
-    "mean_pit_area_nm2",
-    "retreat_nm_per_min",
-]
-
-
-def table_columns(n_classes: int = 2) -> list[str]:
-    """All columns of the results table: :data:`TABLE_COLUMNS`, then the stats extras."""
-    extra = [c for c in row_columns(n_classes) if c not in TABLE_COLUMNS]
-    return TABLE_COLUMNS + extra
 
 
 @dataclass
@@ -101,6 +88,14 @@ class PipelineConfig:
         Keep the per-class probabilities (``frames x classes`` float32 images).
     min_pit_area_px : int
         Smallest connected region of label 1 counted as a pit, pixels.
+
+    Examples
+    --------
+    >>> cfg = PipelineConfig(lags=(1, 3), figures="none")
+    >>> cfg.to_dict()["lags"]
+    [1, 3]
+    >>> PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    True
     """
 
     lags: tuple[int, ...] = (1, 2, 4, 8)
@@ -121,15 +116,10 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a clear error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise CalciteAFMError(f"unknown pipeline settings: {sorted(unknown)}")
-        d = dict(d)
-        if "lags" in d:
-            d["lags"] = tuple(int(v) for v in d["lags"])
-        return cls(**d)
+        """Inverse of :meth:`to_dict`; unknown keys raise a :class:`CalciteAFMError`."""
+        config = settings_from_dict(cls, d, CalciteAFMError, "pipeline")
+        config.lags = tuple(int(v) for v in config.lags)
+        return config
 
 
 @dataclass
@@ -158,6 +148,10 @@ class PipelineResult:
         Acquisition time of each frame, s.
     shifts_px : numpy.ndarray or None
         ``(frames, 2)`` drift corrections applied, pixels (row, col).
+    n_classes : int
+        Segmentation classes of the model (2 or 3).
+    files : dict
+        ``{name: path}`` of the files written (empty until :func:`write_outputs`).
     """
 
     cleaned: np.ndarray
@@ -245,6 +239,14 @@ def fit_series(
         The results table (columns :func:`table_columns`).
     fits : list of FrameFit
         One fit per frame.
+
+    Examples
+    --------
+    >>> from napari_calcite_afm.synthetic import make_series
+    >>> s = make_series(2, 64, seed=3)
+    >>> rows, fits = fit_series(s.clean, s.labels, pixel_size_nm=s.pixel_size_nm, lags=(1, 4))
+    >>> len(rows), len(fits), [r["lag_px"] for r in rows]
+    (4, 2, [1, 4, 1, 4])
     """
     heights = np.asarray(heights)
     labels = np.asarray(labels)
@@ -271,7 +273,7 @@ def fit_series(
     results = thread_map(one, range(n), n_workers)
     try:
         for i in range(n):
-            if _stopped(stop):
+            if stop_requested(stop):
                 raise Cancelled(f"stopped after {i} of {n} frames")
             rows_i, fit = next(results)
             rows.extend(rows_i)
@@ -316,6 +318,11 @@ def resolve_model(model):
 
     ``"default"`` (or None) is the shipped two-class model, ``"default3"`` the shipped
     three-class one; anything else is read with :func:`~napari_calcite_afm.model.load_model`.
+
+    Examples
+    --------
+    >>> resolve_model("default").n_classes, resolve_model("default3").n_classes
+    (2, 3)
     """
     from .model import SegmentationModel, load_default_model, load_model
 
@@ -326,6 +333,98 @@ def resolve_model(model):
     if isinstance(model, str) and model == "default3":
         return load_default_model(3)
     return load_model(model)
+
+
+class _Clock:
+    """Elapsed time, stage timings and progress reports of one run."""
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.progress = progress
+        self.t0 = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def report(self, stage: str, frame: int = 0, n_frames: int = 1) -> None:
+        """Send ``dict(stage, frame, n_frames, elapsed_s)`` to the progress callback."""
+        if self.progress is not None:
+            self.progress(
+                {"stage": stage, "frame": frame, "n_frames": n_frames, "elapsed_s": self.elapsed()}
+            )
+
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Store the seconds the block took as ``timings[key]``."""
+        t = time.perf_counter()
+        yield
+        self.timings[key] = time.perf_counter() - t
+
+
+def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
+    """Read the stack and the model; choose the levelling (the config's or the model's).
+
+    Returns ``(stack, model, settings, same_levelling)``; ``same_levelling`` is True
+    when the frames are cleaned exactly as in the model's training.
+    """
+    stack = _as_stack(source, pixel_size_nm, channel)
+    seg_model = resolve_model(model)
+    settings = (
+        LevelSettings.from_dict(config.level)
+        if config.level is not None
+        else seg_model.level_settings
+    )
+    same_levelling = settings.to_dict() == seg_model.level_settings.to_dict()
+    return stack, seg_model, settings, same_levelling
+
+
+def _clean_stage(raw: np.ndarray, settings, config: PipelineConfig, clock: _Clock, stop):
+    """Level every frame, then (if asked, and with 2+ frames) register the stack.
+
+    Returns ``(cleaned, shifts, valid)``: float32 heights in nm, the ``(frames, 2)`` drift
+    corrections in pixels and the region valid in every frame (both None unregistered).
+    """
+    n = raw.shape[0]
+    with clock.timed("level_s"):
+        cleaned = level_stack(
+            raw, settings, stop=stop, progress=lambda d: clock.report("level", d["frame"], n)
+        )
+    shifts = None
+    valid = None
+    with clock.timed("register_s"):
+        if config.register and n > 1:
+            clock.report("register", 0, n)
+            reg = register_stack(cleaned)
+            cleaned = reg.aligned.astype(np.float32, copy=False)
+            shifts = np.asarray(reg.shifts, dtype=float)
+            valid = reg.valid
+    return cleaned, shifts, valid
+
+
+def _segment_stage(
+    seg_model, cleaned: np.ndarray, same_levelling: bool, keep_probabilities: bool, clock, stop
+):
+    """Segment every frame; returns uint8 labels and (if kept) float32 probabilities."""
+    from .predict import predict_frame
+
+    n, rows, cols = cleaned.shape
+    labels = np.zeros(cleaned.shape, dtype=np.uint8)
+    probs = (
+        np.full((n, seg_model.n_classes, rows, cols), np.nan, dtype=np.float32)
+        if keep_probabilities
+        else None
+    )
+    with clock.timed("segment_s"):
+        for i in range(n):
+            if stop_requested(stop):
+                raise Cancelled(f"stopped after segmenting {i} of {n} frames")
+            lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
+            labels[i] = lab
+            if probs is not None:
+                probs[i] = p
+            clock.report("segment", i, n)
+    return labels, probs
 
 
 def run_pipeline(
@@ -377,93 +476,40 @@ def run_pipeline(
     >>> res.labels.shape, res.table[0]["lag_px"]
     ((2, 64, 64), 1)
     """
-    from .predict import predict_frame
-
     config = config or PipelineConfig()
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def report(stage: str, frame: int = 0, n_frames: int = 1) -> None:
-        if progress is not None:
-            progress(
-                {
-                    "stage": stage,
-                    "frame": frame,
-                    "n_frames": n_frames,
-                    "elapsed_s": time.perf_counter() - t0,
-                }
-            )
-
-    report("read")
-    stack = _as_stack(source, pixel_size_nm, channel)
-    seg_model = resolve_model(model)
-    n_classes = seg_model.n_classes
-    settings = (
-        LevelSettings.from_dict(config.level)
-        if config.level is not None
-        else seg_model.level_settings
+    clock = _Clock(progress)
+    clock.report("read")
+    stack, seg_model, settings, same_levelling = _read_stage(
+        source, model, config, pixel_size_nm, channel
     )
-    same_levelling = settings.to_dict() == seg_model.level_settings.to_dict()
-    timings["read_s"] = time.perf_counter() - t0
-
-    raw = stack.heights
-    n, rows_, cols_ = raw.shape
+    clock.timings["read_s"] = clock.elapsed()
+    n, n_classes = stack.heights.shape[0], seg_model.n_classes
     times = _frame_times(stack, frame_interval_s)
-
-    t = time.perf_counter()
-    cleaned = level_stack(
-        raw, settings, stop=stop, progress=lambda d: report("level", d["frame"], n)
-    )
-    timings["level_s"] = time.perf_counter() - t
-
-    shifts = None
-    valid = None
-    t = time.perf_counter()
-    if config.register and n > 1:
-        report("register", 0, n)
-        reg = register_stack(cleaned)
-        cleaned = reg.aligned.astype(np.float32, copy=False)
-        shifts = np.asarray(reg.shifts, dtype=float)
-        valid = reg.valid
-    timings["register_s"] = time.perf_counter() - t
-
-    labels = np.zeros(raw.shape, dtype=np.uint8)
-    probs = (
-        np.full((n, n_classes, rows_, cols_), np.nan, dtype=np.float32)
-        if config.keep_probabilities
-        else None
-    )
+    cleaned, shifts, valid = _clean_stage(stack.heights, settings, config, clock, stop)
     # Segment every frame (torch on all cores), then fit the frames side by side (numpy
     # on all cores): two clean phases run faster than fitting beside the network, where
     # the two compete for the same cores.
-    t = time.perf_counter()
-    for i in range(n):
-        if _stopped(stop):
-            raise Cancelled(f"stopped after segmenting {i} of {n} frames")
-        lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
-        labels[i] = lab
-        if probs is not None:
-            probs[i] = p
-        report("segment", i, n)
-    timings["segment_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    table, fits = fit_series(
-        cleaned,
-        labels,
-        pixel_size_nm=stack.pixel_size_nm,
-        frame_times_s=times,
-        lags=config.lags,
-        axis=config.axis,
-        n_classes=n_classes,
-        em=config.em,
-        min_pit_area_px=config.min_pit_area_px,
-        progress=lambda d: report("fit", d["frame"], n),
-        stop=stop,
+    labels, probs = _segment_stage(
+        seg_model, cleaned, same_levelling, config.keep_probabilities, clock, stop
     )
-    timings["fit_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - t0
-
-    summary = _summary(stack, seg_model, settings, config, table, n_classes, shifts, valid, timings)
+    with clock.timed("fit_s"):
+        table, fits = fit_series(
+            cleaned,
+            labels,
+            pixel_size_nm=stack.pixel_size_nm,
+            frame_times_s=times,
+            lags=config.lags,
+            axis=config.axis,
+            n_classes=n_classes,
+            em=config.em,
+            min_pit_area_px=config.min_pit_area_px,
+            progress=lambda d: clock.report("fit", d["frame"], n),
+            stop=stop,
+        )
+    clock.timings["total_s"] = clock.elapsed()
+    summary = run_summary(
+        stack, seg_model, settings, config, table, n_classes, shifts, valid, clock.timings
+    )
     result = PipelineResult(
         cleaned=cleaned,
         labels=labels,
@@ -477,215 +523,10 @@ def run_pipeline(
         n_classes=n_classes,
     )
     if out_dir is not None:
-        report("write", n - 1, n)
+        clock.report("write", n - 1, n)
         write_outputs(
             result, out_dir, figures=config.figures, max_frame_figures=config.max_frame_figures
         )
-        result.summary["timings_s"]["with_outputs_s"] = time.perf_counter() - t0
+        result.summary["timings_s"]["with_outputs_s"] = clock.elapsed()
         _write_json(Path(out_dir) / "summary.json", result.summary)
     return result
-
-
-def _nanmean(rows: list[dict], key: str) -> float:
-    v = np.array([float(r.get(key, np.nan)) for r in rows], dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else math.nan
-
-
-def _summary(stack, model, settings, config, table, n_classes, shifts, valid, timings) -> dict:
-    first_lag = [r for r in table if r["lag_px"] == config.lags[0]] if config.lags else table
-    return {
-        "package_version": __version__,
-        "source": str(stack.source) if stack.source else None,
-        "format": stack.format,
-        "shape": list(stack.heights.shape),
-        "pixel_size_nm": float(stack.pixel_size_nm),
-        "n_classes": n_classes,
-        "model": {
-            "source": model.source or "in memory",
-            "architecture": model.metadata()["architecture"],
-            "normalisation": model.metadata()["normalisation"],
-        },
-        "levelling": settings.to_dict(),
-        "config": config.to_dict(),
-        "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
-        "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
-    }
-
-
-def _json_safe(obj):
-    if isinstance(obj, float):
-        return None if not math.isfinite(obj) else obj
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    return obj
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2))
-    tmp.replace(path)
-
-
-def write_table_csv(
-    path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None
-) -> Path:
-    """Write the results table as CSV (NaN written as empty cells).
-
-    Parameters
-    ----------
-    path : str or Path
-        Output file; parent folders are created.
-    rows : sequence of dict
-        Table rows.
-    columns : sequence of str, optional
-        Column order (default: the keys of the first row).
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(columns or (rows[0].keys() if rows else TABLE_COLUMNS))
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
-                    for k, v in row.items()
-                }
-            )
-    tmp.replace(path)
-    return path
-
-
-def write_figures(
-    fits: Sequence[FrameFit],
-    table: Sequence[dict],
-    folder: str | Path,
-    *,
-    frame_times_s: Sequence[float] | None = None,
-    figures: str = "summary",
-    max_frame_figures: int = 3,
-) -> list[Path]:
-    """Write the per-frame fit figures and the parameters-against-time figure (PNG).
-
-    Parameters
-    ----------
-    fits : sequence of FrameFit
-        The per-frame fits.
-    table : sequence of dict
-        The results table.
-    folder : str or Path
-        Output folder.
-    frame_times_s : sequence of float, optional
-        Frame times for the titles, s.
-    figures : {"summary", "all", "none"}
-        Which frames get a fit figure (see :class:`PipelineConfig`).
-    max_frame_figures : int
-        Number of evenly spaced frames in ``summary`` mode.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-    """
-    from .plotting import frame_figure, parameters_figure
-
-    if figures == "none" or not fits:
-        return []
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    n = len(fits)
-    if figures == "all" or n <= max_frame_figures:
-        frames = list(range(n))
-    else:
-        frames = sorted({round(float(v)) for v in np.linspace(0, n - 1, max_frame_figures)})
-    times = np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, float)
-    written = []
-    for i in frames:
-        fig = frame_figure(fits[i], frame=i, time_s=float(times[i]))
-        path = folder / f"fit_frame{i:04d}.png"
-        fig.savefig(path, dpi=90)
-        written.append(path)
-    fig = parameters_figure(list(table))
-    path = folder / "parameters_vs_time.png"
-    fig.savefig(path, dpi=90)
-    written.append(path)
-    return written
-
-
-def write_outputs(
-    result: PipelineResult,
-    out_dir: str | Path,
-    *,
-    figures: str = "summary",
-    max_frame_figures: int = 3,
-) -> dict[str, str]:
-    """Write a run's outputs into a folder.
-
-    Files: ``cleaned.tif`` (float32 nm), ``labels.tif`` (uint8), ``probabilities.tif``
-    (float32, frames x classes), ``table.csv``, ``summary.json`` and ``figures/*.png``.
-
-    Returns
-    -------
-    dict
-        ``{name: path}`` of the files written (also stored in ``result.files``).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    interval = None
-    times = result.frame_times_s
-    if times is not None and len(times) > 1 and np.all(np.isfinite(times)):
-        interval = float(np.median(np.diff(times)))
-    files: dict[str, str] = {}
-    files["cleaned"] = str(
-        write_tiff(
-            out / "cleaned.tif", result.cleaned, result.pixel_size_nm, frame_interval_s=interval
-        )
-    )
-    files["labels"] = str(
-        write_tiff(
-            out / "labels.tif", result.labels, result.pixel_size_nm, frame_interval_s=interval
-        )
-    )
-    if result.probabilities is not None:
-        files["probabilities"] = str(
-            write_tiff(
-                out / "probabilities.tif",
-                result.probabilities,
-                result.pixel_size_nm,
-                frame_interval_s=interval,
-            )
-        )
-    files["table"] = str(
-        write_table_csv(out / "table.csv", result.table, table_columns(result.n_classes))
-    )
-    figs = write_figures(
-        result.fits,
-        result.table,
-        out / "figures",
-        frame_times_s=result.frame_times_s,
-        figures=figures,
-        max_frame_figures=max_frame_figures,
-    )
-    if figs:
-        files["figures"] = str(out / "figures")
-    files["summary"] = str(out / "summary.json")
-    result.files = files
-    result.summary["files"] = files
-    _write_json(out / "summary.json", result.summary)
-    return files

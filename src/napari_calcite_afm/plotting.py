@@ -85,6 +85,16 @@ def plot_height_fit(
         ``"hist"`` (a StepPatch: ``get_data()`` gives the densities and edges),
         ``"model"`` (the mixture line), ``"components"`` (one line per mode) and
         ``"em"`` (line or None). Line x values are Z' in nm, y values densities in 1/nm.
+
+    Examples
+    --------
+    >>> from napari_calcite_afm.stats import fit_frame
+    >>> from napari_calcite_afm.synthetic import make_series
+    >>> s = make_series(1, 64, seed=2)
+    >>> fit = fit_frame(s.clean[0], s.labels[0], lags=(1, 2), pixel_size_nm=s.pixel_size_nm)
+    >>> out = plot_height_fit(Figure().subplots(), fit)
+    >>> len(out["components"]), out["model"].get_xdata().size
+    (2, 400)
     """
     out: dict[str, Any] = {"hist": None, "model": None, "components": [], "em": None}
     hist = fit.height_hist
@@ -144,6 +154,17 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
     dict
         ``"hist"`` (a StepPatch), ``"model"`` (the g line; x in nm, y in 1/nm) and
         ``"within"`` (the summed within-region part of g).
+
+    Examples
+    --------
+    >>> from napari_calcite_afm.stats import fit_frame
+    >>> from napari_calcite_afm.synthetic import make_series
+    >>> s = make_series(1, 64, seed=2)
+    >>> fit = fit_frame(s.clean[0], s.labels[0], lags=(1, 2), pixel_size_nm=s.pixel_size_nm)
+    >>> ax = Figure().subplots()
+    >>> out = plot_increment_fit(ax, fit, 2)
+    >>> ax.get_yscale(), out["model"].get_xdata().size
+    ('log', 600)
     """
     ls = fit.lag(lag)
     out: dict[str, Any] = {"hist": None, "model": None, "within": None}
@@ -184,10 +205,31 @@ def frame_figure(
 ) -> Figure:
     """One frame's figure: Z' with f, and dZ(s) with g for each lag.
 
+    Parameters
+    ----------
+    fit : FrameFit
+        A fit with ``histograms=True``.
+    frame : int
+        Frame index, for the title.
+    time_s : float
+        Time of the frame, s (shown in minutes; NaN leaves it out).
+    lags : sequence of int, optional
+        The lags drawn, pixels (default: every lag of the fit).
+
     Returns
     -------
     matplotlib.figure.Figure
         A standalone figure (no pyplot state), ready for ``savefig``.
+
+    Examples
+    --------
+    >>> from napari_calcite_afm.stats import fit_frame
+    >>> from napari_calcite_afm.synthetic import make_series
+    >>> s = make_series(1, 64, seed=2)
+    >>> fit = fit_frame(s.clean[0], s.labels[0], lags=(1, 2), pixel_size_nm=s.pixel_size_nm)
+    >>> fig = frame_figure(fit, frame=0, time_s=300.0)
+    >>> sum(ax.get_visible() for ax in fig.axes)  # heights, then one panel per lag
+    3
     """
     lags = [ls.lag_px for ls in fit.lags] if lags is None else list(lags)
     n = 1 + len(lags)
@@ -244,6 +286,13 @@ def plot_parameters_vs_time(
     dict
         ``{column: Line2D}``; x values are minutes (time_s / 60, or frame index when the
         times are unknown).
+
+    Examples
+    --------
+    >>> rows = [{"frame": i, "time_s": 300.0 * i, "lag_px": 1, "c": 0.1 * i} for i in range(3)]
+    >>> lines = plot_parameters_vs_time(Figure(), rows)
+    >>> list(lines), lines["c"].get_xdata().tolist()
+    (['c'], [0.0, 5.0, 10.0])
     """
     lines: dict[str, Any] = {}
     if not rows:
@@ -275,7 +324,26 @@ def plot_parameters_vs_time(
 
 
 def parameters_figure(rows: Sequence[dict], *, lag: int | None = None) -> Figure:
-    """Standalone figure of :func:`plot_parameters_vs_time`."""
+    """Standalone figure of :func:`plot_parameters_vs_time` (11 x 8.5 inches).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        The results table.
+    lag : int, optional
+        The lag whose rho and increment KS are drawn (default: the smallest).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A standalone figure (no pyplot state), ready for ``savefig``.
+
+    Examples
+    --------
+    >>> rows = [{"frame": i, "time_s": 60.0 * i, "lag_px": 1, "c": 0.2} for i in range(2)]
+    >>> parameters_figure(rows).get_size_inches().tolist()
+    [11.0, 8.5]
+    """
     fig = Figure(figsize=(11, 8.5))  # fixed margins: see frame_figure
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.07, top=0.94, wspace=0.32, hspace=0.2)
     plot_parameters_vs_time(fig, rows, lag=lag)

@@ -74,6 +74,14 @@ def vertical_offset(previous: np.ndarray, current: np.ndarray, bin_nm: float = 0
     -------
     float
         The offset in nm (NaN when fewer than 100 pixels are valid in both frames).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> a = rng.normal(0, 0.02, (64, 64))
+    >>> b = a + 2.5; b[:8] -= 0.31    # offset, and one layer lost on an eighth
+    >>> round(vertical_offset(a, b), 2)
+    2.5
     """
     d = np.asarray(current, np.float64) - np.asarray(previous, np.float64)
     d = d[np.isfinite(d)]

@@ -1,0 +1,72 @@
+"""What every ``calcite-afm`` command shares: usage errors, progress lines, lags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from .._util import ProgressFn, parse_lags
+from ..errors import CalciteAFMError
+
+#: Exit status of bad arguments or unreadable input (one line on stderr).
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    """A problem with the command line itself (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, without the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress_printer(label: str, quiet: bool = False) -> ProgressFn | None:
+    """A progress callback that prints one line per report on stderr."""
+    if quiet:
+        return None
+
+    def report(info: dict) -> None:
+        parts = [label]
+        if "frame" in info and "n_frames" in info:
+            parts.append(f"frame {info['frame'] + 1}/{info['n_frames']}")
+        if "iteration" in info:
+            n = info.get("n_iterations")
+            parts.append(f"iteration {info['iteration']}" + (f"/{n}" if n else ""))
+        for key in ("loss", "val_accuracy", "val_mean_accuracy"):
+            value = info.get(key)
+            if value is not None and np.isfinite(value):
+                parts.append(f"{key} {value:.4f}")
+        if "elapsed_s" in info:
+            parts.append(f"{info['elapsed_s']:.1f} s")
+        if "stage" in info:
+            parts.append(str(info["stage"]))
+        _stderr("  ".join(parts))
+
+    return report
+
+
+def _parse_lags(text: str, name: str = "--lags") -> tuple[int, ...]:
+    """Comma-separated pixels (``--lags``, ``--dilations``); bad text is a usage error.
+
+    Examples
+    --------
+    >>> _parse_lags("1,2,4,8")
+    (1, 2, 4, 8)
+    >>> _parse_lags("1,x", name="--dilations")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    napari_calcite_afm.cli._common._UsageError: calcite-afm: error: --dilations must be ...
+    """
+    try:
+        return parse_lags(text, error=CalciteAFMError, name=name)
+    except CalciteAFMError as exc:
+        raise _UsageError(f"calcite-afm: error: {exc}") from None

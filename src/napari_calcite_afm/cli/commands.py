@@ -1,0 +1,314 @@
+"""The ``calcite-afm`` subcommands, one function each.
+
+``cmd_<command>(args)`` runs ``calcite-afm <command>`` with the parsed arguments (an
+:class:`argparse.Namespace` from :func:`napari_calcite_afm.cli.build_parser`) and returns
+the exit status (0); bad input raises, and :func:`napari_calcite_afm.cli.main` turns the
+error into one line on stderr and status 2. Heavy modules (torch, matplotlib) are
+imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._common import _parse_lags, _progress_printer, _UsageError
+
+__all__ = [
+    "cmd_demo",
+    "cmd_fit",
+    "cmd_info",
+    "cmd_level",
+    "cmd_run",
+    "cmd_segment",
+    "cmd_synth",
+    "cmd_train",
+]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``calcite-afm info FILE``: print the file's shape, pixel size (nm), channel, times."""
+    from ..io import list_channels, read_stack
+
+    stack = read_stack(args.file, channel=args.channel)
+    times = None if stack.frame_times_s is None else [float(t) for t in stack.frame_times_s]
+    try:
+        channels = list_channels(args.file)
+    except Exception:
+        channels = [stack.channel]
+    info = {
+        "shape": list(stack.heights.shape),
+        "pixel_size_nm": float(stack.pixel_size_nm),
+        "channel": stack.channel,
+        "format": stack.format,
+        "frame_times_s": times,
+        "channels": channels,
+        "source": str(stack.source) if stack.source else str(args.file),
+        "height_range_nm": [float(np.nanmin(stack.heights)), float(np.nanmax(stack.heights))],
+        "nan_fraction": float(np.mean(np.isnan(stack.heights))),
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_level(args: argparse.Namespace) -> int:
+    """``calcite-afm level INPUT --out OUT``: write the levelled (registered) heights, nm."""
+    from ..io import read_stack, write_tiff
+    from ..level import LevelSettings, level_stack, register_stack
+
+    stack = read_stack(args.input, channel=args.channel)
+    settings = LevelSettings(
+        background_order=args.order,
+        row_method=args.rows,
+        scars=not args.no_scars,
+        zero_mean=not args.no_zero_mean,
+    )
+    cleaned = level_stack(stack.heights, settings, progress=_progress_printer("level", args.quiet))
+    metadata = {"levelling": settings.to_dict(), "source": str(args.input)}
+    if args.register and cleaned.shape[0] > 1:
+        reg = register_stack(cleaned)
+        cleaned = reg.aligned
+        metadata["drift_shifts_px"] = np.asarray(reg.shifts).round(3).tolist()
+        metadata["valid_region"] = [[s.start, s.stop] for s in reg.valid]
+    out = write_tiff(
+        args.out,
+        cleaned.astype(np.float32),
+        stack.pixel_size_nm,
+        frame_interval_s=stack.frame_interval_s,
+        metadata=metadata,
+    )
+    print(f"wrote {out} {cleaned.shape} float32 nm, {stack.pixel_size_nm:.4g} nm/px")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """``calcite-afm synth --out DIR``: write a synthetic movie, its labels and parameters."""
+    from ..io import write_tiff
+    from ..synthetic import make_series
+
+    if args.frames < 1 or args.size < 16:
+        raise _UsageError("calcite-afm: error: --frames must be >= 1 and --size >= 16")
+    series = make_series(args.frames, args.size, seed=args.seed, pixel_size_nm=args.pixel_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stacks = {"image": series.raw, "labels": series.labels_raw, "clean": series.clean}
+    for name, data in stacks.items():
+        write_tiff(
+            out / f"{name}.tif",
+            data,
+            series.pixel_size_nm,
+            frame_interval_s=series.frame_interval_s,
+        )
+    (out / "synth.json").write_text(
+        json.dumps(
+            {"params": series.params, "drift_px": np.asarray(series.drift_px).tolist()},
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"wrote {out / 'image.tif'} and {out / 'labels.tif'} ({series.raw.shape})")
+    return 0
+
+
+def _read_pairs(images: list[str], labels: list[str], what: str):
+    """Read image stacks and their label stacks; return lists of frames."""
+    from ..io import read_labels, read_stack
+
+    if len(images) != len(labels):
+        raise _UsageError(
+            f"calcite-afm: error: {len(images)} {what}images but {len(labels)} {what}labels: "
+            "give one label stack per image stack"
+        )
+    frames, masks, px = [], [], []
+    for img_path, lab_path in zip(images, labels):
+        stack = read_stack(img_path)
+        lab = read_labels(lab_path, shape=stack.heights.shape)
+        frames.extend(list(stack.heights))
+        masks.extend(list(lab))
+        px.append(stack.pixel_size_nm)
+    return frames, masks, px
+
+
+def _train_budget(
+    iterations: int | None, batch_size: int | None, device: str, quiet: bool = True
+) -> dict:
+    """TrainConfig fields for the budget: as given, or :data:`GPU_BUDGET` on a GPU."""
+    from ..model import resolve_device
+    from ..train import GPU_BUDGET
+
+    if iterations is None and batch_size is None and resolve_device(device).type == "cuda":
+        if not quiet:
+            print(
+                f"train: a GPU is used, so the GPU budget: {GPU_BUDGET['iterations']} "
+                f"iterations of {GPU_BUDGET['batch_size']} patches (--iterations and "
+                "--batch-size choose another)",
+                file=sys.stderr,
+            )
+        return dict(GPU_BUDGET)
+    out = {} if iterations is None else {"iterations": iterations}
+    if batch_size is not None:
+        out["batch_size"] = batch_size
+    return out
+
+
+def _train_config(args: argparse.Namespace):
+    """The :class:`~napari_calcite_afm.train.TrainConfig` of ``train``'s arguments."""
+    from ..train import TrainConfig
+
+    if args.iterations is not None and args.iterations < 1:
+        raise _UsageError("calcite-afm: error: --iterations must be >= 1")
+    if args.width is not None and args.width < 1:
+        raise _UsageError("calcite-afm: error: --width must be >= 1")
+    if not 1 <= args.levels <= 5:
+        raise _UsageError("calcite-afm: error: --levels must be 1 to 5")
+    extra = _train_budget(args.iterations, args.batch_size, args.device, args.quiet)
+    return TrainConfig(
+        **extra,
+        n_classes=args.classes,
+        architecture=args.architecture,
+        width=args.width,
+        levels=args.levels,
+        multiscale=args.multiscale,
+        decoder=args.decoder,
+        precision=args.precision,
+        seed=args.seed,
+        device=args.device,
+        dilations=None if args.dilations is None else _parse_lags(args.dilations, "--dilations"),
+        checkpoint_path=str(args.out),
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``calcite-afm train --images ... --labels ... --out M.pt``: train and save a model.
+
+    Prints the model path, the iterations run and the best validation accuracies as JSON.
+    """
+    from ..train import train_model
+
+    images, labels, px = _read_pairs(args.images, args.labels, "")
+    val_images = val_labels = None
+    if args.val_images or args.val_labels:
+        val_images, val_labels, _ = _read_pairs(
+            args.val_images or [], args.val_labels or [], "validation "
+        )
+    result = train_model(
+        images,
+        labels,
+        _train_config(args),
+        val_images=val_images,
+        val_labels=val_labels,
+        progress=_progress_printer("train", args.quiet),
+    )
+    result.model.info.setdefault("pixel_size_nm", float(np.median(px)))
+    result.model.info.setdefault("training_files", [str(p) for p in args.images])
+    out = result.model.save(args.out)
+    final = {
+        "model": str(out),
+        "iterations": result.history[-1]["iteration"] if result.history else 0,
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_val_mean_accuracy": result.best_val_mean_accuracy,
+        "elapsed_s": round(result.elapsed_s, 2),
+        "stopped": result.stopped,
+    }
+    print(json.dumps(final, indent=2))
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """``calcite-afm segment INPUT --out L.tif``: write uint8 labels (and probabilities)."""
+    from ..io import read_stack, write_tiff
+    from ..pipeline import resolve_model
+    from ..predict import predict_stack
+
+    model = resolve_model(args.model)
+    stack = read_stack(args.input, channel=args.channel)
+    labels, probs = predict_stack(
+        model,
+        stack.heights,
+        return_probabilities=bool(args.probabilities),
+        progress=_progress_printer("segment", args.quiet),
+    )
+    out = write_tiff(args.out, labels, stack.pixel_size_nm, frame_interval_s=stack.frame_interval_s)
+    print(f"wrote {out} {labels.shape} uint8 labels")
+    if args.probabilities:
+        p = write_tiff(
+            args.probabilities,
+            probs,
+            stack.pixel_size_nm,
+            frame_interval_s=stack.frame_interval_s,
+        )
+        print(f"wrote {p} {probs.shape} float32 probabilities")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """``calcite-afm fit INPUT --labels L.tif --out T.csv``: fit every frame, write the table."""
+    from ..io import read_labels, read_stack
+    from ..level import level_stack
+    from ..outputs import table_columns, write_figures, write_table_csv
+    from ..pipeline import fit_series
+
+    stack = read_stack(args.input, channel=args.channel)
+    labels = read_labels(args.labels, shape=stack.heights.shape)
+    heights = stack.heights if args.no_level else level_stack(stack.heights)
+    n_classes = 3 if args.classes == 3 else 2
+    times = stack.frame_times_s
+    if times is None and args.frame_interval is not None:
+        times = np.arange(stack.heights.shape[0]) * args.frame_interval
+    rows, fits = fit_series(
+        heights,
+        labels,
+        pixel_size_nm=stack.pixel_size_nm,
+        frame_times_s=times,
+        lags=_parse_lags(args.lags),
+        axis=args.axis,
+        n_classes=n_classes,
+        progress=_progress_printer("fit", args.quiet),
+    )
+    out = write_table_csv(args.out, rows, table_columns(n_classes))
+    print(f"wrote {out} ({len(rows)} rows)")
+    if args.figures:
+        written = write_figures(fits, rows, args.figures, frame_times_s=times, figures="all")
+        print(f"wrote {len(written)} figures in {args.figures}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``calcite-afm run INPUT --out DIR``: clean, segment and fit; write every output.
+
+    Prints the outputs written and the stage timings (s) as JSON.
+    """
+    from ..pipeline import PipelineConfig, resolve_model, run_pipeline
+
+    config = PipelineConfig(
+        lags=_parse_lags(args.lags),
+        register=not args.no_register,
+        figures=args.figures,
+    )
+    result = run_pipeline(
+        args.input,
+        model=resolve_model(args.model),
+        config=config,
+        out_dir=args.out,
+        channel=args.channel,
+        frame_interval_s=args.frame_interval,
+        progress=_progress_printer("run", args.quiet),
+    )
+    print(f"wrote {args.out}: " + ", ".join(sorted(result.files)))
+    print(json.dumps(result.summary["timings_s"]))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``calcite-afm demo``: run the main job on the sample data; print the outputs."""
+    from ..demo import run_demo
+
+    outputs = run_demo(args.out, progress=_progress_printer("demo", args.quiet))
+    print("demo outputs:")
+    for name, path in outputs.items():
+        print(f"  {name}: {path}")
+    return 0

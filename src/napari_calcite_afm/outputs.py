@@ -1,0 +1,389 @@
+"""The files of a segment-and-fit run: results table (CSV), figures (PNG), summary (JSON).
+
+:func:`write_outputs` writes everything a :class:`~napari_calcite_afm.pipeline.PipelineResult`
+holds into one folder; the other functions write one kind of file each and are used on
+their own by ``calcite-afm fit``, the demo and the napari Statistics widget. Every text
+file is written atomically (:func:`napari_calcite_afm._util.atomic_write`): a reader never
+sees half a file, and two writers of the same path do not share a temporary file.
+
+The results table has one row per frame and lag with, first, the columns
+:data:`TABLE_COLUMNS` (``frame, time_s, lag_px, lag_nm, c, mu_A, sigma_A, rho_A, mu_B,
+sigma_B, rho_B, ks_height, ks_increment, pit_count, mean_pit_area_nm2,
+retreat_nm_per_min``) and then the extra columns of
+:func:`napari_calcite_afm.stats.row_columns` (:func:`table_columns` gives them all).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from ._util import atomic_write, json_safe
+from .stats import FrameFit, row_columns
+
+if TYPE_CHECKING:  # pragma: no cover - only for the annotations
+    from .pipeline import PipelineResult
+
+__all__ = [
+    "TABLE_COLUMNS",
+    "run_summary",
+    "table_columns",
+    "write_figures",
+    "write_json",
+    "write_outputs",
+    "write_table_csv",
+]
+
+#: The leading columns of the results table, in order (an interface: keep them).
+TABLE_COLUMNS: list[str] = [
+    "frame",
+    "time_s",
+    "lag_px",
+    "lag_nm",
+    "c",
+    "mu_A",
+    "sigma_A",
+    "rho_A",
+    "mu_B",
+    "sigma_B",
+    "rho_B",
+    "ks_height",
+    "ks_increment",
+    "pit_count",
+    "mean_pit_area_nm2",
+    "retreat_nm_per_min",
+]
+
+
+def table_columns(n_classes: int = 2) -> list[str]:
+    """All columns of the results table: :data:`TABLE_COLUMNS`, then the stats extras.
+
+    Parameters
+    ----------
+    n_classes : {2, 3}
+        Segmentation classes; three classes add the monolayer-pit columns (``c_M``...).
+
+    Returns
+    -------
+    list of str
+        Column names in table order.
+
+    Examples
+    --------
+    >>> cols = table_columns(2)
+    >>> cols[:3], cols[:16] == TABLE_COLUMNS
+    (['frame', 'time_s', 'lag_px'], True)
+    >>> "c_M" in table_columns(3)
+    True
+    """
+    extra = [c for c in row_columns(n_classes) if c not in TABLE_COLUMNS]
+    return TABLE_COLUMNS + extra
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    """Write ``data`` as indented strict JSON, atomically (NaN and inf become ``null``).
+
+    numpy scalars and arrays are converted by :func:`napari_calcite_afm._util.json_safe`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (the folder is created if needed).
+    data : dict
+        What to write.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    AFMFileError
+        When the file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = write_json(Path(tempfile.mkdtemp()) / "s.json", {"c": np.float32(0.5), "x": np.nan})
+    >>> out.read_text()
+    '{\\n  "c": 0.5,\\n  "x": null\\n}'
+    """
+    path = Path(path)
+    with atomic_write(path, "w", what="the JSON file") as fh:
+        fh.write(json.dumps(json_safe(data), indent=2))
+    return path
+
+
+def _nanmean(rows: list[dict], key: str) -> float:
+    v = np.array([float(r.get(key, np.nan)) for r in rows], dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def run_summary(stack, model, settings, config, table, n_classes, shifts, valid, timings) -> dict:
+    """The JSON summary of a run (``summary.json``), as a dict.
+
+    Parameters
+    ----------
+    stack : napari_calcite_afm.io.AFMStack
+        The stack that was read (source, format, shape, pixel size in nm).
+    model : napari_calcite_afm.model.SegmentationModel
+        The segmentation model used.
+    settings : napari_calcite_afm.level.LevelSettings
+        The levelling applied.
+    config : napari_calcite_afm.pipeline.PipelineConfig
+        The run's settings.
+    table : list of dict
+        The results table; the means are taken over the rows of the first lag.
+    n_classes : int
+        Segmentation classes.
+    shifts : numpy.ndarray or None
+        ``(frames, 2)`` drift corrections, pixels (rounded to 0.001 px).
+    valid : tuple of slice or None
+        The region valid in every registered frame (rows, cols), pixels.
+    timings : dict
+        Seconds per stage (rounded to 1 ms).
+
+    Returns
+    -------
+    dict
+        Keys ``package_version, source, format, shape, pixel_size_nm, n_classes, model,
+        levelling, config, drift_shifts_px, valid_region, timings_s, means``.
+    """
+    first_lag = [r for r in table if r["lag_px"] == config.lags[0]] if config.lags else table
+    return {
+        "package_version": __version__,
+        "source": str(stack.source) if stack.source else None,
+        "format": stack.format,
+        "shape": list(stack.heights.shape),
+        "pixel_size_nm": float(stack.pixel_size_nm),
+        "n_classes": n_classes,
+        "model": {
+            "source": model.source or "in memory",
+            "architecture": model.metadata()["architecture"],
+            "normalisation": model.metadata()["normalisation"],
+        },
+        "levelling": settings.to_dict(),
+        "config": config.to_dict(),
+        "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
+        "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
+    }
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_cell(value: Any) -> Any:
+    """A table value as written: NaN and infinities as empty cells."""
+    return "" if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_table_csv(
+    path: str | Path, rows: Sequence[dict], columns: Sequence[str] | None = None
+) -> Path:
+    """Write the results table as CSV (NaN written as empty cells), atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file; parent folders are created.
+    rows : sequence of dict
+        Table rows; keys not in ``columns`` are left out.
+    columns : sequence of str, optional
+        Column order (default: the keys of the first row, or :data:`TABLE_COLUMNS` for
+        an empty table).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    AFMFileError
+        When the file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> rows = [{"frame": 0, "c": 0.25}, {"frame": 1, "c": float("nan")}]
+    >>> out = write_table_csv(Path(tempfile.mkdtemp()) / "t.csv", rows)
+    >>> out.read_text().splitlines()
+    ['frame,c', '0,0.25', '1,']
+    """
+    path = Path(path)
+    columns = list(columns or (rows[0].keys() if rows else TABLE_COLUMNS))
+    with atomic_write(path, "w", what="the table", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+    return path
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _figure_frames(n: int, figures: str, max_frame_figures: int) -> list[int]:
+    """Indices of the frames that get a fit figure (all, or evenly spaced ones)."""
+    if figures == "all" or n <= max_frame_figures:
+        return list(range(n))
+    return sorted({round(float(v)) for v in np.linspace(0, n - 1, max_frame_figures)})
+
+
+def write_figures(
+    fits: Sequence[FrameFit],
+    table: Sequence[dict],
+    folder: str | Path,
+    *,
+    frame_times_s: Sequence[float] | None = None,
+    figures: str = "summary",
+    max_frame_figures: int = 3,
+) -> list[Path]:
+    """Write the per-frame fit figures and the parameters-against-time figure (PNG).
+
+    Parameters
+    ----------
+    fits : sequence of FrameFit
+        The per-frame fits (with histograms).
+    table : sequence of dict
+        The results table.
+    folder : str or Path
+        Output folder (created).
+    frame_times_s : sequence of float, optional
+        Frame times for the titles, s.
+    figures : {"summary", "all", "none"}
+        Which frames get a fit figure (``fit_frameNNNN.png``): ``summary`` up to
+        ``max_frame_figures`` evenly spaced frames, ``all`` every frame, ``none`` no
+        figure at all (not even ``parameters_vs_time.png``).
+    max_frame_figures : int
+        Number of evenly spaced frames in ``summary`` mode.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> write_figures([], [], "unused-folder")
+    []
+    """
+    from .plotting import frame_figure, parameters_figure
+
+    if figures == "none" or not fits:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(fits)
+    times = np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, float)
+    written = []
+    for i in _figure_frames(n, figures, max_frame_figures):
+        fig = frame_figure(fits[i], frame=i, time_s=float(times[i]))
+        path = folder / f"fit_frame{i:04d}.png"
+        fig.savefig(path, dpi=90)
+        written.append(path)
+    fig = parameters_figure(list(table))
+    path = folder / "parameters_vs_time.png"
+    fig.savefig(path, dpi=90)
+    written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- all
+
+
+def _frame_interval(times: np.ndarray | None) -> float | None:
+    """The median time between frames, s (None unless every time is known)."""
+    if times is not None and len(times) > 1 and np.all(np.isfinite(times)):
+        return float(np.median(np.diff(times)))
+    return None
+
+
+def _write_stacks(result: PipelineResult, out: Path, interval: float | None) -> dict[str, str]:
+    """Write the cleaned heights, labels and probabilities as ImageJ TIFFs."""
+    from .io import write_tiff
+
+    stacks = {"cleaned": result.cleaned, "labels": result.labels}
+    if result.probabilities is not None:
+        stacks["probabilities"] = result.probabilities
+    return {
+        name: str(
+            write_tiff(out / f"{name}.tif", data, result.pixel_size_nm, frame_interval_s=interval)
+        )
+        for name, data in stacks.items()
+    }
+
+
+def write_outputs(
+    result: PipelineResult,
+    out_dir: str | Path,
+    *,
+    figures: str = "summary",
+    max_frame_figures: int = 3,
+) -> dict[str, str]:
+    """Write a run's outputs into a folder.
+
+    Files: ``cleaned.tif`` (float32 nm), ``labels.tif`` (uint8), ``probabilities.tif``
+    (float32, frames x classes), ``table.csv``, ``summary.json`` and ``figures/*.png``.
+    The TIFFs carry the pixel size (nm) and the median frame interval (s).
+
+    Parameters
+    ----------
+    result : PipelineResult
+        What :func:`napari_calcite_afm.pipeline.run_pipeline` returned; its ``files``
+        and ``summary["files"]`` are filled in.
+    out_dir : str or Path
+        Output folder (created).
+    figures, max_frame_figures
+        As in :func:`write_figures`.
+
+    Returns
+    -------
+    dict
+        ``{name: path}`` of the files written (also stored in ``result.files``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from napari_calcite_afm.pipeline import run_pipeline
+    >>> from napari_calcite_afm.synthetic import make_series
+    >>> s = make_series(2, 64, seed=3)
+    >>> res = run_pipeline(s.raw, pixel_size_nm=s.pixel_size_nm, frame_interval_s=300)
+    >>> sorted(write_outputs(res, tempfile.mkdtemp(), figures="none"))
+    ['cleaned', 'labels', 'probabilities', 'summary', 'table']
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = _write_stacks(result, out, _frame_interval(result.frame_times_s))
+    files["table"] = str(
+        write_table_csv(out / "table.csv", result.table, table_columns(result.n_classes))
+    )
+    figs = write_figures(
+        result.fits,
+        result.table,
+        out / "figures",
+        frame_times_s=result.frame_times_s,
+        figures=figures,
+        max_frame_figures=max_frame_figures,
+    )
+    if figs:
+        files["figures"] = str(out / "figures")
+    files["summary"] = str(out / "summary.json")
+    result.files = files
+    result.summary["files"] = files
+    write_json(out / "summary.json", result.summary)
+    return files
