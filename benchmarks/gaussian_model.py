@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_calcite_afm.level import level_stack
-from napari_calcite_afm.model import load_default_model
 from napari_calcite_afm.pipeline import fit_series
 from napari_calcite_afm.plotting import frame_figure, parameters_figure
-from napari_calcite_afm.predict import predict_stack, segmentation_metrics
+from napari_calcite_afm.segmentation import load_default_model, predict_stack, segmentation_metrics
 from napari_calcite_afm.synthetic import make_series
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ STEP = 0.31  # nm, calcite monolayer step
 PIXEL_NM = 11.7  # nm per pixel (6 µm over 512 pixels)
 
 # ------------------------------------------------------------------ synthetic frames
-# The same private generator as tests/test_level.py (kept separate on purpose: the
+# The same private generator as tests/level/conftest.py (kept separate on purpose: the
 # benchmark must not depend on the test suite): terraces with meandering monolayer
 # steps, terraced rhombic multilayer pits (5-30 nm deep, pointed bottom off-centre),
 # monolayer pits, smooth roughness; then tilt (20 nm), bow (3 nm), scan-line offsets

@@ -48,10 +48,19 @@ import numpy as np
 import torch
 
 from napari_calcite_afm.level import LevelSettings, level_frame
-from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS, SegmentationModel, resolve_device
-from napari_calcite_afm.predict import predict_frame, predict_stack, segmentation_metrics
+from napari_calcite_afm.segmentation import (
+    MODEL_LEVEL_DEFAULTS,
+    SegmentationModel,
+    TrainConfig,
+    predict_frame,
+    predict_stack,
+    prepare_labels,
+    resolve_device,
+    segmentation_metrics,
+    step_dtype,
+    train_model,
+)
 from napari_calcite_afm.synthetic import make_frame, make_frames
-from napari_calcite_afm.train import TrainConfig, prepare_labels, step_dtype, train_model
 
 TRAIN_SEED0 = 9_000_000
 TEST_SEED0 = 9_100_000
@@ -227,7 +236,7 @@ def run_network(name, cfg, tr_raw, tr_lab, te_z, te_lab, n_classes, hidden):
 
 def device_name(device: str) -> str:
     """The torch device that ``device`` resolves to, with the GPU's name."""
-    from napari_calcite_afm.model import resolve_device
+    from napari_calcite_afm.segmentation import resolve_device
 
     dev = resolve_device(device)
     return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
@@ -235,7 +244,7 @@ def device_name(device: str) -> str:
 
 def shipped_row(te_raw: np.ndarray, te_lab: np.ndarray, device: str, hidden: np.ndarray) -> dict:
     """The model that ships in the package, on the raw test frames (its own levelling)."""
-    from napari_calcite_afm.model import load_default_model
+    from napari_calcite_afm.segmentation import load_default_model
 
     model = load_default_model(2)
     cfg = model.train_config or {}

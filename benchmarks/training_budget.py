@@ -48,10 +48,17 @@ from segmentation import (
 )
 
 from napari_calcite_afm.level import LevelSettings, level_frame
-from napari_calcite_afm.model import MODEL_LEVEL_DEFAULTS, resolve_device
-from napari_calcite_afm.predict import predict_stack, segmentation_metrics
+from napari_calcite_afm.segmentation import (
+    MODEL_LEVEL_DEFAULTS,
+    TrainConfig,
+    predict_stack,
+    prepare_labels,
+    resolve_device,
+    segmentation_metrics,
+    step_dtype,
+    train_model,
+)
 from napari_calcite_afm.synthetic import make_frames
-from napari_calcite_afm.train import TrainConfig, prepare_labels, step_dtype, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training_budget.md"
 

@@ -29,10 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_calcite_afm.model import UNET_DECODERS, default_model_path
-from napari_calcite_afm.predict import predict_stack, segmentation_metrics
+from napari_calcite_afm.segmentation import (
+    PRECISIONS,
+    UNET_DECODERS,
+    TrainConfig,
+    default_model_path,
+    predict_stack,
+    prepare_labels,
+    segmentation_metrics,
+    train_model,
+)
 from napari_calcite_afm.synthetic import make_frames
-from napari_calcite_afm.train import PRECISIONS, TrainConfig, prepare_labels, train_model
 
 TRAIN_SEED0 = 7_000_000
 VAL_SEED0 = 7_500_000

@@ -1,17 +1,18 @@
 """napari-calcite-afm: segment and model AFM movies of dissolving calcite.
 
-The science lives in plain-Python modules (no Qt, no napari):
+The science lives in plain-Python packages (no Qt, no napari), one per stage:
 
 - :mod:`napari_calcite_afm.io` reads AFM stacks (vendor files, TIFF, .npy) and writes TIFF;
 - :mod:`napari_calcite_afm.level` removes measurement artifacts;
 - :mod:`napari_calcite_afm.synthetic` generates calcite dissolution movies with ground truth;
-- :mod:`napari_calcite_afm.model`, :mod:`~napari_calcite_afm.train` and
-  :mod:`~napari_calcite_afm.predict` hold the dilated CNN;
+- :mod:`napari_calcite_afm.segmentation` holds the networks, their training and inference;
 - :mod:`napari_calcite_afm.stats` fits the multimodal Gaussian model;
-- :mod:`napari_calcite_afm.pipeline` runs the one-click segment-and-fit.
+- :mod:`napari_calcite_afm.pipeline` runs the one-click segment-and-fit, and
+  :mod:`~napari_calcite_afm.outputs` writes its tables and figures;
+- :mod:`napari_calcite_afm.errors` and :mod:`~napari_calcite_afm.labels` are shared by all.
 
-The napari layer (``_reader``, ``_writer``, ``_sample_data``, ``_widgets``) is a thin
-shell over these.
+The napari layer (``_napari``: reader, writer, sample data, widgets) and the command
+line (``cli``) are thin shells over these.
 """
 
 try:

@@ -17,7 +17,7 @@ from .data import load_sample
 from .level import shift_stack
 from .outputs import write_json
 from .pipeline import PipelineConfig, run_pipeline
-from .predict import segmentation_metrics
+from .segmentation import segmentation_metrics
 
 __all__ = ["run_demo"]
 

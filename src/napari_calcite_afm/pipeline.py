@@ -324,7 +324,7 @@ def resolve_model(model):
     >>> resolve_model("default").n_classes, resolve_model("default3").n_classes
     (2, 3)
     """
-    from .model import SegmentationModel, load_default_model, load_model
+    from .segmentation import SegmentationModel, load_default_model, load_model
 
     if isinstance(model, SegmentationModel):
         return model
@@ -406,7 +406,7 @@ def _segment_stage(
     seg_model, cleaned: np.ndarray, same_levelling: bool, keep_probabilities: bool, clock, stop
 ):
     """Segment every frame; returns uint8 labels and (if kept) float32 probabilities."""
-    from .predict import predict_frame
+    from .segmentation import predict_frame
 
     n, rows, cols = cleaned.shape
     labels = np.zeros(cleaned.shape, dtype=np.uint8)

@@ -75,7 +75,7 @@ def test_synth_writes_image_and_labels(tmp_path):
 
 
 def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
-    from napari_calcite_afm.model import load_model
+    from napari_calcite_afm.segmentation import load_model
 
     s = make_series(3, 48, seed=77)
     img = write_tiff(tmp_path / "img.tif", s.raw, s.pixel_size_nm)
@@ -138,7 +138,7 @@ def test_train_budget_follows_the_device(monkeypatch, capsys):
     import torch
 
     from napari_calcite_afm import cli
-    from napari_calcite_afm.train import GPU_BUDGET
+    from napari_calcite_afm.segmentation import GPU_BUDGET
 
     assert cli._train_budget(None, None, "cpu") == {}  # TrainConfig's defaults
     assert cli._train_budget(50, None, "cpu") == {"iterations": 50}

@@ -130,27 +130,8 @@ def frame(seed, shape=(256, 256), **kw):
     return z, raw, smask, pits
 
 
-def pit_covered_frame(seed=0, shape=(128, 160), terrace_cols=32, depth=10.0):
-    """A frame almost covered by one coalesced pit: a flat floor ``depth`` nm below the
-    terrace over most of it, walls, and the terrace along the left columns (every scan
-    line crosses both); tilt and noise.
-
-    Returns (raw, truth) with truth the heights relative to the terrace (nm)."""
-    rng = np.random.default_rng(seed)
-    rows, cols = shape
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    truth = np.full(shape, -depth)
-    wall = 12  # pixels from the terrace edge down to the floor
-    truth = np.where(xx < terrace_cols, 0.0, truth)
-    slope = (xx >= terrace_cols) & (xx < terrace_cols + wall)
-    truth[slope] = -depth * (xx[slope] - terrace_cols + 1) / wall
-    truth = np.round(truth / STEP) * STEP  # monolayer steps
-    raw = truth + 0.02 * xx - 0.01 * yy + 3.0 + rng.normal(0, 0.03, shape)
-    return raw, truth
-
-
 @pytest.fixture(scope="session")
-def synth() -> SimpleNamespace:
+def synth(pit_covered_frame) -> SimpleNamespace:
     """The generators above, as attributes (``synth.calcite_surface(rng, shape)`` ...)."""
     return SimpleNamespace(
         STEP=STEP,

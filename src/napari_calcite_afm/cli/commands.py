@@ -137,8 +137,7 @@ def _train_budget(
     iterations: int | None, batch_size: int | None, device: str, quiet: bool = True
 ) -> dict:
     """TrainConfig fields for the budget: as given, or :data:`GPU_BUDGET` on a GPU."""
-    from ..model import resolve_device
-    from ..train import GPU_BUDGET
+    from ..segmentation import GPU_BUDGET, resolve_device
 
     if iterations is None and batch_size is None and resolve_device(device).type == "cuda":
         if not quiet:
@@ -157,7 +156,7 @@ def _train_budget(
 
 def _train_config(args: argparse.Namespace):
     """The :class:`~napari_calcite_afm.train.TrainConfig` of ``train``'s arguments."""
-    from ..train import TrainConfig
+    from ..segmentation import TrainConfig
 
     if args.iterations is not None and args.iterations < 1:
         raise _UsageError("calcite-afm: error: --iterations must be >= 1")
@@ -187,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Prints the model path, the iterations run and the best validation accuracies as JSON.
     """
-    from ..train import train_model
+    from ..segmentation import train_model
 
     images, labels, px = _read_pairs(args.images, args.labels, "")
     val_images = val_labels = None
@@ -222,7 +221,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     """``calcite-afm segment INPUT --out L.tif``: write uint8 labels (and probabilities)."""
     from ..io import read_stack, write_tiff
     from ..pipeline import resolve_model
-    from ..predict import predict_stack
+    from ..segmentation import predict_stack
 
     model = resolve_model(args.model)
     stack = read_stack(args.input, channel=args.channel)

@@ -24,7 +24,7 @@ def tiny_model_file(tmp_path):
     """An untrained 2-class network: enough to exercise the plumbing quickly."""
     import torch
 
-    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
 
     torch.manual_seed(0)
     model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=2.0)

@@ -19,7 +19,7 @@ def series():
 
 @pytest.fixture
 def tiny_model_file(tmp_path):
-    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
 
     model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=5.0)
     return model.save(tmp_path / "tiny.pt")
@@ -61,7 +61,7 @@ def test_segment_with_the_model_just_trained(
 ):
     from napari_calcite_afm._napari.widgets import _state
     from napari_calcite_afm._napari.widgets.segment import SegmentWidget
-    from napari_calcite_afm.model import DilatedNet, SegmentationModel
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
 
     viewer = make_napari_viewer()
     add_raw(viewer, series)

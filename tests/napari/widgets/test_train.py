@@ -34,7 +34,7 @@ def test_train_progress_plot_stop_and_save(
 ):
     from napari_calcite_afm._napari.widgets import _state
     from napari_calcite_afm._napari.widgets.train import TrainWidget, training_pairs
-    from napari_calcite_afm.model import load_model
+    from napari_calcite_afm.segmentation import load_model
 
     viewer = make_napari_viewer()
     raw = add_raw(viewer, series)

@@ -117,7 +117,7 @@ def load_spec(spec):
     kind, value = spec
     if kind == "object":
         return value
-    from ...model import load_default_model, load_model
+    from ...segmentation import load_default_model, load_model
 
     if kind == "default":
         return load_default_model(value)

@@ -167,7 +167,7 @@ class SegmentWidget(QWidget):
         description = self.model.description()
 
         def work(progress, stop):
-            from ...predict import predict_stack, uncertainty
+            from ...segmentation import predict_stack, uncertainty
 
             progress({"stage": "loading the model"})
             model = load_spec(spec)

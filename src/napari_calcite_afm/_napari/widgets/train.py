@@ -246,8 +246,7 @@ class TrainWidget(QWidget):
 
     def config(self, checkpoint: Path | None = None):
         """The :class:`~napari_calcite_afm.train.TrainConfig` chosen in the widget."""
-        from ...model import MODEL_LEVEL_DEFAULTS
-        from ...train import TrainConfig
+        from ...segmentation import MODEL_LEVEL_DEFAULTS, TrainConfig
 
         iterations = self.iterations.value()
         image = self.image.layer()
@@ -293,8 +292,7 @@ class TrainWidget(QWidget):
         preview_name = f"{image.name} training preview"
 
         def work(progress, stop):
-            from ...predict import predict_frame
-            from ...train import train_model
+            from ...segmentation import predict_frame, train_model
 
             def monitor(model):
                 # in the worker thread, at each validation: segment the viewed frame
