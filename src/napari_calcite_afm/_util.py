@@ -30,6 +30,7 @@ __all__ = [
     "Cancelled",
     "ProgressFn",
     "StopFlag",
+    "atomic_directory",
     "atomic_write",
     "available_cpus",
     "json_safe",
@@ -219,6 +220,68 @@ def atomic_write(
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AFMFileError(path, f"cannot write {what}: {exc}") from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, what: str = "the output folder") -> Iterator[Path]:
+    """Fill a temporary folder beside ``path``; on success it becomes ``path`` at once.
+
+    A crash or an exception inside the block leaves ``path`` as it was and removes the
+    temporary folder, so a folder at ``path`` is always a complete one. An existing
+    ``path`` is replaced as a whole on success (no stale files from an older run remain);
+    it must be a folder.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder to create or replace.
+    what : str, optional
+        What the folder is, for the error message.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary folder to write into.
+
+    Raises
+    ------
+    AFMFileError
+        When ``path`` is an existing file, or the folder cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> with atomic_directory(out) as tmp:
+    ...     _ = (tmp / "table.csv").write_text("frame")
+    >>> sorted(p.name for p in out.iterdir())
+    ['table.csv']
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AFMFileError(path, f"exists and is not a folder; {what} must be a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise AFMFileError(path, f"cannot write {what}: {exc}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise AFMFileError(path, f"cannot write {what}: {exc}") from None
         raise
