@@ -11,7 +11,11 @@ Prints, over frames with known artifacts (seeds no test uses):
   subpixel shifts;
 - the time of ``level_frame`` per 512 x 512 frame;
 - the same figures on frames of ``napari_calcite_afm.synthetic`` (the project's own
-  generator), when it is installed.
+  generator), when it is installed;
+- scan lines that failed as a whole: the private frames again, with two settling lines
+  140 nm below at the start, a lost line and a band of 40 lines 300 nm off, and on
+  every real file of ``shared/data/afm-real`` (when present) the scan line whose median
+  stands out most from its neighbours', in units of the frame's RMS roughness.
 
 It also writes ``docs/images/levelling.png`` (a raw and a cleaned frame side by side).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +206,68 @@ def picture(raw, cleaned, path: Path) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------ scan-line faults
+
+
+def add_line_faults(rng, raw):
+    """``raw`` with faulty scan lines: rows 0-1 settling (140 nm below, nothing of the
+    surface), one lost line (another line's values shuffled) and a band of 40 lines
+    offset by 300 nm. Returns the frame and the rows that hold no surface."""
+    out = raw.copy()
+    rows, cols = raw.shape
+    out[:2] = rng.normal(np.median(raw) - 140.0, 3.0, (2, cols))
+    lost = int(rng.integers(rows // 4, rows // 2))
+    out[lost] = rng.permutation(raw[lost + 9])
+    band = int(rng.integers(rows // 2, rows - 60))
+    out[band : band + 40] += 300.0
+    return out, [0, 1, lost]
+
+
+def standout(levelled, k=5) -> float:
+    """Largest |row median - median of the medians of up to k rows either side|, in
+    units of the frame's RMS roughness (rows without data skipped)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without data
+        med = np.nanmedian(levelled, axis=1)
+    med = med[np.isfinite(med)]
+    dev = [
+        med[i] - np.median(np.r_[med[max(0, i - k) : i], med[i + 1 : i + 1 + k]])
+        for i in range(med.size)
+    ]
+    return float(np.max(np.abs(dev)) / np.nanstd(levelled))
+
+
+def line_faults(pairs, seed) -> None:
+    errs, outs = [], []
+    for k, (raw, truth) in enumerate(pairs):
+        bad, lost = add_line_faults(np.random.default_rng(seed + 3000 + k), raw)
+        out = level_frame(bad)
+        keep = np.setdiff1d(np.arange(raw.shape[0]), lost)
+        errs.append(rms_error(out[keep], truth[keep]))
+        outs.append(standout(out))
+    print(
+        f"\nscan-line faults ({len(pairs)} private frames; settling rows, a lost line, a "
+        f"band 300 nm off): RMS error {_ms(errs)} nm (worst {np.max(errs):.3f}) over the "
+        f"rows with surface; worst line standing out {np.max(outs):.2f} x RMS"
+    )
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "afm-real"
+    if not real.is_dir():
+        return
+    from napari_calcite_afm.io import read_stack
+
+    print("real files: worst scan line standing out (x RMS) over the frames levelled")
+    for path in sorted(real.iterdir()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                heights = read_stack(path).heights
+        except ValueError:
+            continue
+        n = 22 if path.suffix == ".asd" else heights.shape[0]  # the ASD's last frames: no surface
+        worst = max(standout(level_frame(f)) for f in heights[:n])
+        print(f"  {path.name:<46} {worst:6.2f}")
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -310,6 +377,8 @@ def main() -> None:
                 f"previous {np.round(e_prev, 2).tolist()} px, "
                 f"first {np.round(e_first, 2).tolist()} px"
             )
+
+    line_faults(pairs, args.seed)
 
     raw, truth = pairs[0]
     picture(raw, level_frame(raw), args.out)

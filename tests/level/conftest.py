@@ -8,10 +8,16 @@ artifacts on top, each known exactly. Heights in nm, coordinates in pixels.
 The tests get the generators through the :func:`synth` fixture (``synth.frame(seed)``,
 ``synth.rms_error(out, truth)``, ``synth.STEP`` ...): with ``--import-mode=importlib``
 a test module cannot import this file.
+
+The real instrument files live in ``shared/data/afm-real`` beside the repository (or
+where ``CALCITE_AFM_REAL_DATA`` points): :func:`real_dir` skips the tests that need
+them where they are absent.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -143,3 +149,22 @@ def synth(pit_covered_frame) -> SimpleNamespace:
         frame=frame,
         pit_covered_frame=pit_covered_frame,
     )
+
+
+def _find_real_data() -> Path | None:
+    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "afm-real"
+    if here.is_dir():
+        return here
+    env = os.environ.get("CALCITE_AFM_REAL_DATA")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return None
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    """The folder of real instrument files (the test is skipped where it is absent)."""
+    found = _find_real_data()
+    if found is None:
+        pytest.skip("shared/data/afm-real not available")
+    return found

@@ -28,9 +28,13 @@ OLD_PUBLIC = [
 ]
 
 
+#: Added since: the scan lines that failed as a whole (issue 15).
+NEW_PUBLIC = ["BadLines", "find_bad_lines"]
+
+
 def test_public_names_reexported():
-    assert sorted(level.__all__) == sorted(OLD_PUBLIC)
-    for name in OLD_PUBLIC:
+    assert sorted(level.__all__) == sorted(OLD_PUBLIC + NEW_PUBLIC)
+    for name in OLD_PUBLIC + NEW_PUBLIC:
         assert getattr(level, name) is not None, name
 
 
@@ -43,6 +47,7 @@ def test_public_names_reexported():
         ("scars", ["detect_scars", "remove_scars"]),
         ("frame", ["level_frame", "level_stack", "zero_mean"]),
         ("drift", ["Registration", "register_stack", "shift_stack"]),
+        ("lines", ["BadLines", "find_bad_lines"]),
     ],
 )
 def test_names_come_from_their_module(module, names):

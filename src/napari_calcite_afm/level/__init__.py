@@ -16,6 +16,8 @@ The package holds one concept per module:
   robust :func:`remove_background` (tilt, bow);
 - :mod:`~napari_calcite_afm.level.rows`: scan-line alignment, :func:`row_offsets` and
   :func:`align_rows`, and the depressions along rows found before it;
+- :mod:`~napari_calcite_afm.level.lines`: scan lines that failed as a whole (garbage,
+  or offset far beyond the surface), :func:`find_bad_lines` (returns :class:`BadLines`);
 - :mod:`~napari_calcite_afm.level.scars`: :func:`detect_scars` and :func:`remove_scars`;
 - :mod:`~napari_calcite_afm.level.drift`: drift between frames, :func:`register_stack`
   (returns a :class:`Registration`) and :func:`shift_stack`;
@@ -47,6 +49,7 @@ from .background import _x_background as _x_background
 from .background import polynomial_background, remove_background
 from .drift import Registration, register_stack, shift_stack
 from .frame import level_frame, level_stack, zero_mean
+from .lines import BadLines, find_bad_lines
 from .rows import _row_depressions as _row_depressions
 from .rows import align_rows, row_offsets
 from .scars import detect_scars, remove_scars
@@ -54,12 +57,14 @@ from .settings import ROW_METHODS, LevelSettings
 
 __all__ = [
     "ROW_METHODS",
+    "BadLines",
     "Cancelled",
     "LevelError",
     "LevelSettings",
     "Registration",
     "align_rows",
     "detect_scars",
+    "find_bad_lines",
     "level_frame",
     "level_stack",
     "polynomial_background",

@@ -11,6 +11,10 @@ import numpy as np
 
 from ..errors import LevelError
 
+#: Highest polynomial order of a background or row fit: 8 already follows any scanner
+#: bow; higher orders only fit noise, run for minutes and overflow to +-inf.
+MAX_ORDER = 8
+
 
 def _as_frame(image, name: str = "image") -> np.ndarray:
     """A float64 copy of a 2-D frame (heights in nm)."""
@@ -42,7 +46,10 @@ def _usable(z: np.ndarray, mask) -> np.ndarray:
     return ok
 
 
-def _check_order(order, name: str = "order") -> int:
+def _check_order(order, name: str = "order", maximum: int | None = None) -> int:
+    """``order`` as an int in 0..``maximum`` (no upper bound when None), else a LevelError."""
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
         raise LevelError(f"{name} must be an integer >= 0, got {order!r}")
+    if maximum is not None and order > maximum:
+        raise LevelError(f"{name} must be at most {maximum} (no scanner needs more), got {order!r}")
     return int(order)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import LevelError
-from ._input import _as_frame, _check_order, _usable
+from ._input import MAX_ORDER, _as_frame, _check_order, _usable
 from .robust import (
     _centre_spread,
     _coef_matrix,
@@ -37,7 +37,7 @@ def polynomial_background(image, order: int = 1, mask=None) -> np.ndarray:
     image : array_like, shape (rows, cols)
         Heights (nm); NaN pixels are ignored.
     order : int
-        Total polynomial order: 0 constant, 1 plane, 2 quadratic (bow), ...
+        Total polynomial order: 0 constant, 1 plane, 2 quadratic (bow), ... up to 8.
     mask : array_like of bool, optional
         True marks the pixels used in the fit (default: all finite pixels).
 
@@ -55,7 +55,7 @@ def polynomial_background(image, order: int = 1, mask=None) -> np.ndarray:
     True
     """
     z = _as_frame(image)
-    order = _check_order(order)
+    order = _check_order(order, maximum=MAX_ORDER)
     return _eval_poly(_fit_poly(z, _usable(z, mask), order), z.shape)
 
 
@@ -198,7 +198,7 @@ def remove_background(
     image : array_like, shape (rows, cols)
         Heights (nm); NaN pixels are ignored and stay NaN.
     order : int
-        Polynomial order (0 offset, 1 plane, 2 bow, ...).
+        Polynomial order (0 offset, 1 plane, 2 bow, ... up to 8).
     mask : array_like of bool, optional
         True marks pixels the fit may use (default: all finite pixels).
     iterations : int
@@ -221,7 +221,7 @@ def remove_background(
     True
     """
     z = _as_frame(image)
-    order = _check_order(order)
+    order = _check_order(order, maximum=MAX_ORDER)
     iterations = _check_order(iterations, "iterations")
     if not outlier_sigma > 0:
         raise LevelError(f"outlier_sigma must be > 0, got {outlier_sigma!r}")

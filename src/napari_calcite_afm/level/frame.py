@@ -3,13 +3,18 @@
 Every step ignores NaN pixels (lines the instrument did not record) and keeps them NaN.
 :func:`level_frame` runs
 
-0. the pixels lying more than 1 nm (about three monolayer steps) deep in a depression
-   along their own row are set aside from every fit: each row is closed (running maximum
-   then minimum over 257 pixels) after the background's variation along the rows is
-   taken off, a variation measured from the slopes of flat pixels along the rows. Both
-   steps ignore scan-line offsets, so the steep walls of a pit covering most of the
-   frame are found before anything is aligned; they would otherwise lead the row
-   alignment (a ramp of offsets) and bend the bow into the pit;
+0. scan lines that failed as a whole are found (:func:`.lines.find_bad_lines`): lines
+   offset far beyond the surface's height range are aligned at once, garbage lines
+   (settling, lost lines) take no part in anything below and are interpolated from
+   the lines beside them at the end of step 4, or stay NaN at the start or end of
+   the scan. Then the pixels lying more than 1 nm (about three monolayer steps; on a
+   rough film 3 times its own typical depth) deep in a depression along their own row
+   are set aside from every fit: each row is closed (running maximum then minimum over
+   257 pixels) after the background's variation along the rows is taken off, a
+   variation measured from the slopes of flat pixels along the rows. Both steps ignore
+   scan-line offsets, so the steep walls of a pit covering most of the frame are found
+   before anything is aligned; they would otherwise lead the row alignment (a ramp of
+   offsets) and bend the bow into the pit;
 1. a first row alignment (Gwyddion's *median of differences* by default, which a deep
    pit or a monolayer step crossing a row does not disturb; made robust here by taking,
    for each pair of rows, the densest cluster of differences and a clipped median
@@ -26,7 +31,7 @@ Every step ignores NaN pixels (lines the instrument did not record) and keeps th
    less than a tenth of a row of background pixels with their neighbour keep its
    offset: where a pit covers most of a band of rows, the differences of all its pixels
    follow the pit's walls;
-4. scar detection and repair;
+4. scar detection and repair, then the garbage lines of step 0;
 5. zero mean.
 
 :func:`level_stack` runs it over every frame of a stack, frames side by side on threads.
@@ -44,6 +49,7 @@ from .._util import stop_requested as _should_stop
 from ..errors import LevelError
 from ._input import _as_frame, _as_stack, _usable
 from .background import _robust_background, _x_background
+from .lines import _bad_lines, _fill_lines
 from .rows import (
     _MIN_COMMON,
     _offsets_median_diff,
@@ -83,9 +89,11 @@ _PASSES = 2
 def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.ndarray:
     """Level one AFM frame with the default pipeline.
 
-    0. pixels deep (over 1 nm) in a depression along their row (a pit crossed by the
-       row, found whatever the scan-line offsets) are set aside from the fits, unless
-       that would leave less than a tenth of the frame;
+    0. scan lines that failed as a whole (:func:`.lines.find_bad_lines`): garbage
+       lines are set aside, lines offset far beyond the surface aligned; then pixels
+       deep (over 1 nm, more on rough films) in a depression along their row (a pit
+       crossed by the row, found whatever the scan-line offsets) are set aside from
+       the fits, unless that would leave less than a tenth of the frame;
     1. row alignment (``settings.row_method``) over the usable pixels;
     2. robust polynomial background of ``settings.background_order``; its inliers
        (terraces: pixels neither far in height nor steep) form the background mask;
@@ -93,10 +101,12 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
        then the background again (two such passes); a pair of rows that shares fewer
        than a tenth of a row of background pixels (a band of rows crossed mostly by a
        pit) keeps its offset rather than following the pit's walls;
-    4. scar repair (``settings.scars``);
+    4. scar repair (``settings.scars``); the garbage lines of step 0 are interpolated
+       from the lines above and below, or stay NaN where they start or end the scan
+       or are stuck at the instrument's range limit;
     5. zero mean (``settings.zero_mean``).
 
-    With ``row_method="none"`` steps 1 and 3 are skipped.
+    With ``row_method="none"`` steps 1 and 3 and the alignment of step 0 are skipped.
 
     Parameters
     ----------
@@ -110,7 +120,8 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     Returns
     -------
     numpy.ndarray, shape (rows, cols), float32
-        Levelled heights (nm).
+        Levelled heights (nm). NaN where ``image`` is NaN, and on the garbage lines
+        that cannot be interpolated.
 
     Examples
     --------
@@ -135,7 +146,17 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     #    too little of the frame would remain), and its slopes along the rows serve
     #    every row alignment
     zx = z - _x_background(z, s.background_order)
-    fit = base & ~_row_depressions(zx)
+    # scan lines that failed as a whole: garbage lines take no part in anything (NaN
+    # until step 4), lines offset far beyond the surface are aligned first
+    lines = _bad_lines(z, zx)
+    if lines.garbage.any():
+        z[lines.garbage] = np.nan
+        zx = z - _x_background(z, s.background_order)
+        base = _usable(z, mask)
+    if s.row_method != "none" and lines.offsets.any():
+        z, zx = (_subtract_offsets(a, lines.offsets) for a in (z, zx))
+    zr = None if s.background_order >= 2 else z - _x_background(z, 2)  # bow-free
+    fit = base & ~_row_depressions(zx, zr)
     if fit.sum() < 0.1 * base.sum():
         fit = base
     slopes = _row_slopes(zx) if s.row_method == "median_diff" else None
@@ -178,6 +199,8 @@ def level_frame(image, settings: LevelSettings | None = None, mask=None) -> np.n
     # 4. scars
     if s.scars:
         z = remove_scars(z)
+    if lines.garbage.any():  # interpolated from the lines beside, or left NaN
+        z = _fill_lines(z, lines.garbage & ~lines.missing)
     # 5. zero mean
     if s.zero_mean:
         z = zero_mean(z)

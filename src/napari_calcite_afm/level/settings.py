@@ -8,8 +8,9 @@ import numpy as np
 
 from .._util import settings_from_dict
 from ..errors import LevelError
+from ._input import MAX_ORDER
 
-__all__ = ["ROW_METHODS", "LevelSettings"]
+__all__ = ["MAX_ORDER", "ROW_METHODS", "LevelSettings"]
 
 #: Row-alignment methods understood by :func:`.align_rows` and :class:`LevelSettings`.
 ROW_METHODS = ("none", "median", "median_diff", "polynomial")
@@ -26,13 +27,14 @@ class LevelSettings:
     ----------
     background_order : int
         Order of the polynomial background: 0 constant offset, 1 plane (tilt),
-        2 plane + bow, 3 and above for stronger scanner bow.
+        2 plane + bow, 3 and above for stronger scanner bow; at most :data:`MAX_ORDER`
+        (8: higher orders fit noise, take minutes and overflow).
     row_method : str
         Row (scan line) alignment: ``"none"``, ``"median"``, ``"median_diff"`` (median of
         row-to-row differences, the default: robust to pits and steps) or
         ``"polynomial"`` (a polynomial of ``row_order`` subtracted from each row).
     row_order : int
-        Polynomial order for ``row_method="polynomial"``.
+        Polynomial order for ``row_method="polynomial"`` (0 to :data:`MAX_ORDER`).
     scars : bool
         Detect and repair scars (short streaks along a scan line).
     robust_iterations : int
@@ -48,6 +50,10 @@ class LevelSettings:
     >>> s = LevelSettings(background_order=1)
     >>> LevelSettings.from_dict(s.to_dict()) == s
     True
+    >>> LevelSettings(background_order=99)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    napari_calcite_afm.errors.LevelError: LevelSettings.background_order must be at most 8 ...
     """
 
     background_order: int = 2
@@ -64,6 +70,12 @@ class LevelSettings:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise LevelError(f"LevelSettings.{name} must be an integer >= 0, got {value!r}")
             setattr(self, name, int(value))
+        for name in ("background_order", "row_order"):
+            if getattr(self, name) > MAX_ORDER:
+                raise LevelError(
+                    f"LevelSettings.{name} must be at most {MAX_ORDER} (no scanner needs a "
+                    f"higher polynomial order), got {getattr(self, name)!r}"
+                )
         if self.row_method not in ROW_METHODS:
             raise LevelError(
                 f"LevelSettings.row_method must be one of {', '.join(ROW_METHODS)}; "
