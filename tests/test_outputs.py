@@ -12,7 +12,9 @@ import pytest
 
 from napari_calcite_afm.errors import AFMFileError
 from napari_calcite_afm.outputs import (
+    RUN_OUTPUT_FILES,
     TABLE_COLUMNS,
+    check_output_folder,
     table_columns,
     write_figures,
     write_json,
@@ -132,6 +134,10 @@ def test_write_figures_modes(fitted, tmp_path):
     every = write_figures(fits, rows, tmp_path / "a", frame_times_s=s.frame_times_s, figures="all")
     assert len(every) == 4 and all(p.stat().st_size > 1000 for p in every)
     assert every[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in every)
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(AFMFileError, match="blocker"):  # one line, not a FileExistsError
+        write_figures(fits, rows, tmp_path / "blocker")
 
 
 def test_write_outputs_fills_files_and_summary(tmp_path):
@@ -150,3 +156,66 @@ def test_write_outputs_fills_files_and_summary(tmp_path):
     assert "with_outputs_s" not in summary["timings_s"]  # only run_pipeline adds it
     assert not (tmp_path / "out" / "probabilities.tif").exists()
     assert len(list((tmp_path / "out" / "figures").glob("*.png"))) == 3
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    s = make_series(2, 48, seed=5)
+    cfg = PipelineConfig(lags=(1,), keep_probabilities=False, em=False)
+    return run_pipeline(s.raw, pixel_size_nm=s.pixel_size_nm, frame_interval_s=60.0, config=cfg)
+
+
+def test_check_output_folder_refuses_other_work(tmp_path):
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new"
+    folder = tmp_path / "older"
+    (folder / "figures").mkdir(parents=True)
+    for name in RUN_OUTPUT_FILES:
+        (folder / name).write_text("")
+    (folder / "figures" / "fit_frame0007.png").write_text("")
+    (folder / ".table.csv.x1y2.tmp").write_text("")  # a temporary file of a killed run
+    assert check_output_folder(folder) == folder
+    (folder / "figures" / "notes.txt").write_text("")
+    with pytest.raises(AFMFileError, match=r"holds figures, which calcite-afm did not write"):
+        check_output_folder(folder)
+    (folder / "figures" / "notes.txt").unlink()
+    (folder / "data.tif").write_text("")
+    (folder / "table.csv").unlink()
+    (folder / "table.csv").mkdir()  # the right name, but not a file
+    with pytest.raises(AFMFileError, match=r"holds data\.tif, table\.csv, which"):
+        check_output_folder(folder)
+    with pytest.raises(AFMFileError, match="exists and is not a folder"):
+        check_output_folder(folder / "data.tif")
+    figures = tmp_path / "figs"
+    figures.mkdir()
+    (figures / "parameters_vs_time.png").write_text("")
+    assert check_output_folder(figures, (), figures=".") == figures
+    with pytest.raises(AFMFileError, match=r"parameters_vs_time\.png"):
+        check_output_folder(figures)  # a run folder holds its figures in figures/
+
+
+def test_write_outputs_replaces_an_older_folder_as_a_whole(small_result, tmp_path):
+    out = tmp_path / "out"
+    write_outputs(small_result, out, figures="all")
+    assert len(list((out / "figures").glob("*.png"))) == 3
+    write_outputs(small_result, out, figures="none")  # no stale figures remain
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cleaned.tif", "labels.tif", "summary.json", "table.csv",
+    ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing temporary left
+
+
+def test_an_interrupted_write_leaves_the_older_folder(small_result, tmp_path):
+    out = tmp_path / "out"
+    write_outputs(small_result, out, figures="none")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(folder):
+        assert (folder / "table.csv").exists() and not (out / "figures").exists()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(small_result, out, figures="all", extra=interrupted)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with pytest.raises(AFMFileError, match="exists and is not a folder"):
+        write_outputs(small_result, out / "table.csv")

@@ -148,3 +148,64 @@ def test_run_pipeline_stop_flag(series):
     stop.set()
     with pytest.raises(Cancelled):
         run_pipeline(series.raw, pixel_size_nm=11.7, stop=stop)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"lags": ()}, "lags must be positive whole numbers"),
+        ({"lags": (1, 0)}, "lags must be positive whole numbers"),
+        ({"lags": (1.5,)}, "lags must be positive whole numbers"),
+        ({"axis": "z"}, "axis must be one of both, x, y"),
+        ({"figures": "some"}, "figures must be one of summary, all, none"),
+        ({"max_frame_figures": -1}, "max_frame_figures must be a whole number >= 0"),
+        ({"min_pit_area_px": 2.5}, "min_pit_area_px must be a whole number >= 0"),
+    ],
+)
+def test_config_refuses_nonsense(kw, message):
+    with pytest.raises(CalciteAFMError, match=message):
+        PipelineConfig(**kw)
+    with pytest.raises(CalciteAFMError, match=message):
+        PipelineConfig.from_dict(kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"frame_interval_s": -1.0}, "frame_interval_s must be a positive finite number"),
+        ({"frame_interval_s": 0}, "frame_interval_s must be a positive finite number"),
+        ({"frame_interval_s": float("inf")}, "frame_interval_s must be a positive finite"),
+        ({"pixel_size_nm": 0.0}, "pixel_size_nm must be a positive finite number of nm"),
+        ({"pixel_size_nm": float("nan")}, "pixel_size_nm must be a positive finite"),
+        ({"config": PipelineConfig(lags=(1, 96))}, r"smaller than the frame \(96 x 96 pixels"),
+        ({"config": PipelineConfig(lags=(60,), axis="x"), "source": np.zeros((2, 96, 60))},
+         "at most 59 px along x"),
+    ],
+)  # fmt: skip
+def test_run_pipeline_refuses_nonsense_before_any_work(series, kw, message):
+    progress = []
+    kw = {"source": series.raw, "pixel_size_nm": 11.7, **kw}
+    with pytest.raises(CalciteAFMError, match=message):
+        run_pipeline(kw.pop("source"), **kw, progress=progress.append)
+    assert [p["stage"] for p in progress] in ([], ["read"])  # neither levelled nor segmented
+
+
+def test_run_pipeline_takes_nan_as_an_unknown_interval(series):
+    cfg = PipelineConfig(lags=(1,), register=False, keep_probabilities=False, em=False)
+    res = run_pipeline(
+        series.raw[:1], pixel_size_nm=11.7, frame_interval_s=float("nan"), config=cfg
+    )
+    assert np.all(np.isnan(res.frame_times_s))
+
+
+def test_fit_series_refuses_lags_longer_than_the_frame(series):
+    with pytest.raises(CalciteAFMError, match=r"96 x 96 pixels: at most 95 px"):
+        fit_series(series.clean, series.labels, pixel_size_nm=1.0, lags=(1, 1000000000))
+
+
+def test_run_pipeline_never_replaces_a_folder_of_other_work(series, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    progress = []
+    with pytest.raises(CalciteAFMError, match=r"holds notes\.txt, which calcite-afm did not"):
+        run_pipeline(series.raw, pixel_size_nm=11.7, out_dir=tmp_path, progress=progress.append)
+    assert progress == [] and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

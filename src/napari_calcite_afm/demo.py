@@ -3,11 +3,14 @@
 Reads the sample movie (synthetic calcite, 10 frames of 256 x 256 pixels, raw with
 artifacts), cleans it (levelling and drift registration), segments it with the shipped
 model, fits the multimodal Gaussian model to every frame, writes the table, figures and
-stacks, and scores the segmentation against the sample's ground truth.
+stacks, and scores the segmentation against the sample's ground truth. The output
+folder is written as a whole (:func:`napari_calcite_afm.outputs.write_outputs`): an
+older demo or run folder is replaced once everything is ready.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import numpy as np
 from ._util import ProgressFn
 from .data import load_sample
 from .level import shift_stack
-from .outputs import write_json
+from .outputs import check_output_folder, write_json, write_outputs
 from .pipeline import PipelineConfig, run_pipeline
 from .segmentation import segmentation_metrics
 
@@ -30,7 +33,8 @@ def run_demo(
     Parameters
     ----------
     out_dir : str or Path
-        Output folder (created).
+        Output folder: new, empty, or an older output folder (replaced as a whole; a
+        folder holding other files is refused before any work).
     progress : callable, optional
         Progress callback, as in :func:`napari_calcite_afm.pipeline.run_pipeline`.
 
@@ -50,12 +54,11 @@ def run_demo(
     >>> sorted(files)  # doctest: +SKIP
     ['cleaned', 'figures', 'labels', 'probabilities', 'score', 'summary', 'table']
     """
-    out = Path(out_dir)
+    t0 = time.perf_counter()
+    out = check_output_folder(Path(out_dir))
     stack, truth = load_sample()
-    result = run_pipeline(
-        stack, model="default", config=PipelineConfig(), out_dir=out, progress=progress
-    )
-    files = dict(result.files)
+    config = PipelineConfig()
+    result = run_pipeline(stack, model="default", config=config, progress=progress)
     # the ground truth pairs with the raw frames: move it like the registration moved them
     truth2 = np.where(truth == 3, 2, truth).astype(np.uint8)
     if result.shifts_px is not None:
@@ -65,7 +68,18 @@ def run_demo(
     metrics = segmentation_metrics(
         np.where(scored, truth2, 0), np.where(scored, result.labels, 0), result.n_classes
     )
-    score_path = out / "segmentation_score.json"
-    write_json(score_path, metrics)
-    files["score"] = str(score_path)
-    return files
+
+    def score(folder: Path) -> dict[str, Path]:
+        result.summary["timings_s"]["with_outputs_s"] = time.perf_counter() - t0
+        return {"score": write_json(folder / "segmentation_score.json", metrics)}
+
+    if progress is not None:
+        n = result.labels.shape[0]
+        progress({"stage": "write", "frame": n - 1, "n_frames": n})
+    return write_outputs(
+        result,
+        out,
+        figures=config.figures,
+        max_frame_figures=config.max_frame_figures,
+        extra=score,
+    )

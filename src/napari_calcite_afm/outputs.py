@@ -2,9 +2,13 @@
 
 :func:`write_outputs` writes everything a :class:`~napari_calcite_afm.pipeline.PipelineResult`
 holds into one folder; the other functions write one kind of file each and are used on
-their own by ``calcite-afm fit``, the demo and the napari Statistics widget. Every text
-file is written atomically (:func:`napari_calcite_afm._util.atomic_write`): a reader never
-sees half a file, and two writers of the same path do not share a temporary file.
+their own by ``calcite-afm fit``, the demo and the napari Statistics widget. Every file
+is written atomically (:func:`napari_calcite_afm._util.atomic_write`): a reader never
+sees half a file, and two writers of the same path do not share a temporary file. A
+run's folder is written whole (:func:`napari_calcite_afm._util.atomic_directory`): it is
+filled under a temporary name and replaces an older output folder at once, so stale
+figures never mix with new ones; :func:`check_output_folder` refuses to replace a folder
+that holds anything else (:data:`RUN_OUTPUT_FILES`).
 
 The results table has one row per frame and lag with, first, the columns
 :data:`TABLE_COLUMNS` (``frame, time_s, lag_px, lag_nm, c, mu_A, sigma_A, rho_A, mu_B,
@@ -18,21 +22,26 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
-from ._util import atomic_write, json_safe
+from ._util import atomic_directory, atomic_write, json_safe
+from .errors import AFMFileError
 from .stats import FrameFit, row_columns
 
 if TYPE_CHECKING:  # pragma: no cover - only for the annotations
     from .pipeline import PipelineResult
 
 __all__ = [
+    "RUN_OUTPUT_FILES",
     "TABLE_COLUMNS",
+    "check_output_folder",
     "run_summary",
     "table_columns",
     "write_figures",
@@ -60,6 +69,104 @@ TABLE_COLUMNS: list[str] = [
     "mean_pit_area_nm2",
     "retreat_nm_per_min",
 ]
+
+
+#: The files of a run's output folder (``figures/`` holds the figures; the demo adds its
+#: score): an older folder holding only these is replaced by a new run.
+RUN_OUTPUT_FILES: tuple[str, ...] = (
+    "cleaned.tif",
+    "labels.tif",
+    "probabilities.tif",
+    "table.csv",
+    "summary.json",
+    "segmentation_score.json",
+)
+
+_FIGURE = re.compile(r"fit_frame\d+\.png|parameters_vs_time\.png")
+_OUR_TEMPORARY = re.compile(r"\..+\.(tmp|old)")  # atomic_write / atomic_directory's names
+
+
+def _ours(entry: Path, files: Collection[str], figures: str | None) -> bool:
+    """Whether ``entry`` (in an output folder) is something this package writes there."""
+    name = entry.name
+    if _OUR_TEMPORARY.fullmatch(name):
+        return True
+    if entry.is_symlink():
+        return False
+    if entry.is_file():
+        return name in files or (figures == "." and bool(_FIGURE.fullmatch(name)))
+    if entry.is_dir() and figures not in (None, ".") and name == figures:
+        return all(_ours(e, (), ".") for e in entry.iterdir())
+    return False
+
+
+def check_output_folder(
+    path: str | os.PathLike,
+    files: Collection[str] = RUN_OUTPUT_FILES,
+    *,
+    figures: str | None = "figures",
+    what: str = "the output folder",
+) -> Path:
+    """Check that ``path`` may be written as a whole: absent, empty, or an older output.
+
+    An output folder is replaced as a whole (nothing stale remains), so a folder that
+    holds anything this package did not write there (the inputs, other work) is refused
+    rather than deleted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output folder.
+    files : collection of str
+        The names of the files an older output folder may hold.
+    figures : str or None
+        The name of its subfolder of figures (``fit_frameNNNN.png``,
+        ``parameters_vs_time.png``); ``"."`` when the figures lie in the folder itself.
+    what : str
+        What the folder is, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    AFMFileError
+        When ``path`` is a file, or a folder holding something else (the message names
+        up to three of those entries).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "table.csv").write_text("frame")
+    >>> check_output_folder(folder) == folder
+    True
+    >>> _ = (folder / "notes.txt").write_text("mine")
+    >>> check_output_folder(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    napari_calcite_afm.errors.AFMFileError: ...: holds notes.txt, which ... did not write...
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
+        return path
+    if not path.is_dir():
+        raise AFMFileError(path, f"exists and is not a folder; {what} must be a folder")
+    try:
+        foreign = sorted(e.name for e in path.iterdir() if not _ours(e, files, figures))
+    except OSError as exc:
+        raise AFMFileError(path, f"cannot read {what}: {exc}") from None
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        names = ", ".join(foreign[:3]) + more
+        raise AFMFileError(
+            path,
+            f"holds {names}, which calcite-afm did not write; {what} is replaced as a whole, "
+            "so choose a new or empty folder",
+        )
+    return path
 
 
 def table_columns(n_classes: int = 2) -> list[str]:
@@ -287,20 +394,21 @@ def write_figures(
     if figures == "none" or not fits:
         return []
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     n = len(fits)
     times = np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, float)
     written = []
     for i in _figure_frames(n, figures, max_frame_figures):
         fig = frame_figure(fits[i], frame=i, time_s=float(times[i]))
-        path = folder / f"fit_frame{i:04d}.png"
-        fig.savefig(path, dpi=90)
-        written.append(path)
-    fig = parameters_figure(list(table))
-    path = folder / "parameters_vs_time.png"
-    fig.savefig(path, dpi=90)
-    written.append(path)
+        written.append(_save_png(fig, folder / f"fit_frame{i:04d}.png"))
+    written.append(_save_png(parameters_figure(list(table)), folder / "parameters_vs_time.png"))
     return written
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Save a matplotlib figure as PNG (90 dpi), atomically."""
+    with atomic_write(path, "wb", what="the figure") as fh:
+        fig.savefig(fh, dpi=90, format="png")
+    return path
 
 
 # --------------------------------------------------------------------------- all
@@ -334,12 +442,15 @@ def write_outputs(
     *,
     figures: str = "summary",
     max_frame_figures: int = 3,
+    extra: Callable[[Path], dict[str, str | Path] | None] | None = None,
 ) -> dict[str, str]:
-    """Write a run's outputs into a folder.
+    """Write a run's outputs into a folder, as a whole.
 
     Files: ``cleaned.tif`` (float32 nm), ``labels.tif`` (uint8), ``probabilities.tif``
     (float32, frames x classes), ``table.csv``, ``summary.json`` and ``figures/*.png``.
-    The TIFFs carry the pixel size (nm) and the median frame interval (s).
+    The TIFFs carry the pixel size (nm) and the median frame interval (s). The folder is
+    filled under a temporary name and then replaces ``out_dir`` at once: an interrupted
+    write leaves the older folder (or none), never a mixed or half-written one.
 
     Parameters
     ----------
@@ -347,14 +458,25 @@ def write_outputs(
         What :func:`napari_calcite_afm.pipeline.run_pipeline` returned; its ``files``
         and ``summary["files"]`` are filled in.
     out_dir : str or Path
-        Output folder (created).
+        Output folder: new, empty, or an older output folder (see
+        :func:`check_output_folder`), which is replaced.
     figures, max_frame_figures
         As in :func:`write_figures`.
+    extra : callable, optional
+        Called with the temporary folder before ``summary.json`` is written; it may
+        write more files there (names in :data:`RUN_OUTPUT_FILES`) and returns
+        ``{name: path}`` of them, or None.
 
     Returns
     -------
     dict
         ``{name: path}`` of the files written (also stored in ``result.files``).
+
+    Raises
+    ------
+    AFMFileError
+        When ``out_dir`` is a file or a folder holding other files, or cannot be
+        written.
 
     Examples
     --------
@@ -366,24 +488,30 @@ def write_outputs(
     >>> sorted(write_outputs(res, tempfile.mkdtemp(), figures="none"))
     ['cleaned', 'labels', 'probabilities', 'summary', 'table']
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = _write_stacks(result, out, _frame_interval(result.frame_times_s))
-    files["table"] = str(
-        write_table_csv(out / "table.csv", result.table, table_columns(result.n_classes))
-    )
-    figs = write_figures(
-        result.fits,
-        result.table,
-        out / "figures",
-        frame_times_s=result.frame_times_s,
-        figures=figures,
-        max_frame_figures=max_frame_figures,
-    )
-    if figs:
-        files["figures"] = str(out / "figures")
-    files["summary"] = str(out / "summary.json")
+    out = check_output_folder(out_dir, what="the output folder")
+    # an absolute name: "." or "a/.." have no name to put a temporary folder beside
+    with atomic_directory(os.path.abspath(out), what="the output folder") as tmp:
+        written: dict[str, str | Path] = dict(
+            _write_stacks(result, tmp, _frame_interval(result.frame_times_s))
+        )
+        written["table"] = write_table_csv(
+            tmp / "table.csv", result.table, table_columns(result.n_classes)
+        )
+        figs = write_figures(
+            result.fits,
+            result.table,
+            tmp / "figures",
+            frame_times_s=result.frame_times_s,
+            figures=figures,
+            max_frame_figures=max_frame_figures,
+        )
+        if figs:
+            written["figures"] = tmp / "figures"
+        if extra is not None:
+            written.update(extra(tmp) or {})
+        files = {name: str(out / Path(p).relative_to(tmp)) for name, p in written.items()}
+        files["summary"] = str(out / "summary.json")
+        result.summary["files"] = files
+        write_json(tmp / "summary.json", result.summary)
     result.files = files
-    result.summary["files"] = files
-    write_json(out / "summary.json", result.summary)
     return files

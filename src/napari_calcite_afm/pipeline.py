@@ -32,18 +32,20 @@ from ._util import (
     stop_requested,
     thread_map,
 )
+from .checks import check_lags, check_positive, check_seconds, is_whole
 from .errors import CalciteAFMError
 from .io import AFMStack, read_stack
 from .level import LevelSettings, level_stack, register_stack
 from .outputs import (
     TABLE_COLUMNS,
+    check_output_folder,
     run_summary,
     table_columns,
     write_figures,
     write_outputs,
     write_table_csv,
 )
-from .outputs import write_json as _write_json  # the old private name, for old imports
+from .outputs import write_json as _write_json  # noqa: F401  (the old private name)
 from .stats import FrameFit, fit_frame
 from .surface import mean_retreat_nm, pit_measures
 
@@ -96,6 +98,10 @@ class PipelineConfig:
     [1, 3]
     >>> PipelineConfig.from_dict(cfg.to_dict()) == cfg
     True
+    >>> PipelineConfig(lags=(0, 2))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    napari_calcite_afm.errors.CalciteAFMError: PipelineConfig.lags must be positive ...
     """
 
     lags: tuple[int, ...] = (1, 2, 4, 8)
@@ -108,6 +114,23 @@ class PipelineConfig:
     keep_probabilities: bool = True
     min_pit_area_px: int = 4
 
+    def __post_init__(self) -> None:
+        self.lags = check_lags(self.lags, name="PipelineConfig.lags")
+        choices = {"axis": ("both", "x", "y"), "figures": ("summary", "all", "none")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise CalciteAFMError(
+                    f"PipelineConfig.{name} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        for name in ("max_frame_figures", "min_pit_area_px"):
+            value = getattr(self, name)
+            if not (is_whole(value) and value >= 0):
+                raise CalciteAFMError(
+                    f"PipelineConfig.{name} must be a whole number >= 0, got {value!r}"
+                )
+            setattr(self, name, int(value))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
         d = asdict(self)
@@ -116,10 +139,9 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise a :class:`CalciteAFMError`."""
-        config = settings_from_dict(cls, d, CalciteAFMError, "pipeline")
-        config.lags = tuple(int(v) for v in config.lags)
-        return config
+        """Inverse of :meth:`to_dict`; unknown keys or bad values raise a
+        :class:`CalciteAFMError`."""
+        return settings_from_dict(cls, d, CalciteAFMError, "pipeline")
 
 
 @dataclass
@@ -177,6 +199,8 @@ def _frame_times(stack: AFMStack, default_interval_s: float | None) -> np.ndarra
 
 
 def _as_stack(source, pixel_size_nm: float | None, channel: str | None) -> AFMStack:
+    if pixel_size_nm is not None:
+        pixel_size_nm = check_positive(pixel_size_nm, "pixel_size_nm", "nm")
     if isinstance(source, AFMStack):
         return source
     if isinstance(source, np.ndarray):
@@ -256,6 +280,7 @@ def fit_series(
         raise CalciteAFMError(
             f"labels of shape {labels.shape} do not match heights of shape {heights.shape}"
         )
+    lags = check_lags(lags, heights.shape, axis)
     n = heights.shape[0]
     times = np.full(n, np.nan) if frame_times_s is None else np.asarray(frame_times_s, dtype=float)
     rows: list[dict] = []
@@ -451,11 +476,14 @@ def run_pipeline(
     config : PipelineConfig, optional
         Lags, registration, levelling and figure settings.
     out_dir : str or Path, optional
-        When given, every output is written there (:func:`write_outputs`).
+        When given, every output is written there (:func:`write_outputs`): a new folder,
+        an empty one, or an older output folder, which is replaced as a whole once the
+        run has succeeded (a folder holding other files is refused before any work).
     pixel_size_nm : float, optional
         Overrides the file's pixel size (needed for plain arrays), nm.
     frame_interval_s : float, optional
-        Time between frames, s, where the file has no frame times.
+        Time between frames, s (positive, finite; None or NaN: unknown), where the file
+        has no frame times.
     channel : str, optional
         Channel to read from a vendor file.
     progress : callable, optional
@@ -477,11 +505,18 @@ def run_pipeline(
     ((2, 64, 64), 1)
     """
     config = config or PipelineConfig()
+    if frame_interval_s is not None and not (
+        isinstance(frame_interval_s, (float, np.floating)) and np.isnan(frame_interval_s)
+    ):  # NaN is this package's "unknown" (frame_times_s of a stack without times)
+        frame_interval_s = check_seconds(frame_interval_s)
+    if out_dir is not None:  # before any work: a folder that cannot be written is refused
+        check_output_folder(out_dir)
     clock = _Clock(progress)
     clock.report("read")
     stack, seg_model, settings, same_levelling = _read_stage(
         source, model, config, pixel_size_nm, channel
     )
+    check_lags(config.lags, stack.heights.shape, config.axis)
     clock.timings["read_s"] = clock.elapsed()
     n, n_classes = stack.heights.shape[0], seg_model.n_classes
     times = _frame_times(stack, frame_interval_s)
@@ -524,9 +559,15 @@ def run_pipeline(
     )
     if out_dir is not None:
         clock.report("write", n - 1, n)
+
+        def timing(folder: Path) -> None:
+            result.summary["timings_s"]["with_outputs_s"] = clock.elapsed()
+
         write_outputs(
-            result, out_dir, figures=config.figures, max_frame_figures=config.max_frame_figures
+            result,
+            out_dir,
+            figures=config.figures,
+            max_frame_figures=config.max_frame_figures,
+            extra=timing,
         )
-        result.summary["timings_s"]["with_outputs_s"] = clock.elapsed()
-        _write_json(Path(out_dir) / "summary.json", result.summary)
     return result

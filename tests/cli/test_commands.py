@@ -87,6 +87,7 @@ def test_train_and_segment_on_tiny_inputs(tmp_path, capsys):
     assert final["model"] == str(model_path) and 0.0 <= final["best_val_accuracy"] <= 1.0
     model = load_model(model_path)
     assert model.n_classes == 2 and model.width == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "lab.tif", "m.pt"]
 
     out = tmp_path / "seg.tif"
     probs = tmp_path / "p.tif"
@@ -192,3 +193,87 @@ def test_fit_and_run(tmp_path):
     assert main(["run", str(img), "--out", str(out), "--quiet", "--figures", "none"]) == 0
     assert read_stack(out / "cleaned.tif").heights.shape == series.raw.shape
     assert (out / "table.csv").exists() and not (out / "figures").exists()
+
+
+# -- outputs are written atomically and never mix with older ones -----------------------
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def test_run_replaces_an_older_output_folder_as_a_whole(small_stack, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "fit_frame0099.png").write_bytes(b"stale")  # from a longer movie
+    (out / "table.csv").write_text("stale")
+    argv = ["run", str(small_stack), "--out", str(out), "--quiet", "--figures", "none"]
+    assert main(argv) == 0
+    assert _names(out) == [
+        "cleaned.tif", "labels.tif", "probabilities.tif", "summary.json", "table.csv",
+    ]  # fmt: skip
+    assert (out / "table.csv").read_text().startswith("frame,time_s,lag_px")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"]["table"] == str(out / "table.csv")
+    assert summary["timings_s"]["with_outputs_s"] >= summary["timings_s"]["total_s"]
+    assert _names(tmp_path) == ["run", *(f"run/{n}" for n in _names(out)), "small.tif"]
+
+
+def test_segment_writes_labels_and_probabilities_or_neither(small_stack, tmp_path, monkeypatch):
+    import napari_calcite_afm.io as io
+
+    out, probs = tmp_path / "seg.tif", tmp_path / "p.tif"
+    out.write_bytes(b"older labels")
+    real = io.write_tiff
+
+    def failing(path, data, *args, **kw):
+        if np.asarray(data).ndim == 4:  # the probabilities
+            raise OSError("disk full")
+        return real(path, data, *args, **kw)
+
+    monkeypatch.setattr(io, "write_tiff", failing)
+    argv = ["segment", str(small_stack), "--out", str(out), "--probabilities", str(probs)]
+    with pytest.raises(OSError, match="disk full"):
+        main([*argv, "--quiet"])
+    assert out.read_bytes() == b"older labels" and not probs.exists()
+    assert _names(tmp_path) == ["seg.tif", "small.tif"]  # no temporary file left
+    monkeypatch.setattr(io, "write_tiff", real)
+    assert main([*argv, "--quiet"]) == 0
+    assert read_labels(out).shape == (3, 64, 64) and tifffile.imread(probs).shape[1] == 2
+
+
+def test_fit_writes_table_and_figures_or_neither(tmp_path, monkeypatch):
+    import napari_calcite_afm.outputs as outputs
+
+    s = make_series(2, 48, seed=4243)
+    img = write_tiff(tmp_path / "img.tif", s.raw, s.pixel_size_nm, frame_interval_s=300)
+    lab = write_tiff(tmp_path / "lab.tif", s.labels_raw, s.pixel_size_nm)
+    figs, table = tmp_path / "figs", tmp_path / "t.csv"
+    figs.mkdir()
+    (figs / "fit_frame0042.png").write_bytes(b"stale")
+    argv = ["fit", str(img), "--labels", str(lab), "--out", str(table), "--quiet"]
+    argv += ["--lags", "1", "--figures", str(figs)]
+
+    def broken(*args, **kw):
+        raise RuntimeError("matplotlib failed")
+
+    monkeypatch.setattr(outputs, "write_figures", broken)
+    with pytest.raises(RuntimeError):
+        main(argv)
+    assert not table.exists() and _names(figs) == ["fit_frame0042.png"]
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert _names(figs) == ["fit_frame0000.png", "fit_frame0001.png", "parameters_vs_time.png"]
+    assert (figs / "fit_frame0000.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_synth_replaces_an_older_synth_folder(tmp_path):
+    out = tmp_path / "movie"
+    argv = ["synth", "--out", str(out), "--frames", "1", "--size", "32"]
+    assert main([*argv, "--seed", "1"]) == 0
+    first = (out / "image.tif").read_bytes()
+    assert main([*argv, "--seed", "2"]) == 0
+    assert _names(out) == ["clean.tif", "image.tif", "labels.tif", "synth.json"]
+    assert (out / "image.tif").read_bytes() != first
+    assert json.loads((out / "synth.json").read_text())["params"]["seed"] == 2

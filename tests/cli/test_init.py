@@ -105,3 +105,17 @@ def test_keyboard_interrupt_is_status_130(monkeypatch, capsys):
     monkeypatch.setattr(cli.parser, "cmd_info", interrupted)
     assert main(["info", "x.tif"]) == 130
     assert capsys.readouterr().err.strip() == "calcite-afm: interrupted"
+
+
+def test_running_out_of_memory_is_one_line_and_status_2(tmp_path, monkeypatch, capsys):
+    """A bare MemoryError (a corrupt size field) printed a traceback from ``info``."""
+    import napari_calcite_afm.io as io
+
+    def huge(*args, **kw):
+        raise MemoryError("Unable to allocate 745. GiB")
+
+    monkeypatch.setattr(io, "read_stack", huge)
+    assert main(["info", str(tmp_path / "x.spm")]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = "calcite-afm: error: out of memory (Unable to allocate 745. GiB): a corrupt input?"
+    assert err == expected

@@ -82,3 +82,17 @@ def test_bad_arguments_are_one_line_usage_errors(argv):
 
     with pytest.raises(_UsageError, match=rf"^calcite-afm {argv[0]}: error: "):
         build_parser().parse_args(argv)
+
+
+def test_the_bounds_match_the_library_and_help_stays_light():
+    import subprocess
+    import sys
+
+    from napari_calcite_afm.cli import parser
+    from napari_calcite_afm.level.settings import MAX_ORDER
+
+    assert parser.MAX_ORDER == MAX_ORDER
+    heavy = "{'scipy.ndimage', 'torch', 'matplotlib'}"
+    code = f"import sys, napari_calcite_afm.cli; print(sorted({heavy} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

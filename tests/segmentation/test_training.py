@@ -194,3 +194,63 @@ def test_training_and_inference_on_gpu(seg, toy, tmp_path, multiscale):
     again = train_model(images, labels, TrainConfig(**fast, seed=3))
     assert [h["iteration"] for h in again.history] == [h["iteration"] for h in res.history]
     assert abs(again.history[-1]["val_accuracy"] - res.history[-1]["val_accuracy"]) < 0.01
+
+
+def _checkpoints(seg, tmp_path, **kw):
+    """A training of 30 iterations, evaluated every 5, checkpointed to tmp_path/m.pt."""
+    ckpt = tmp_path / "m.pt"
+    cfg = TrainConfig(**{**seg.FAST, "iterations": 30, "eval_every": 5}, checkpoint_path=ckpt)
+    assert cfg.latest_checkpoint_path() == str(tmp_path / "m.latest.pt")
+    return cfg, ckpt, tmp_path / "m.latest.pt"
+
+
+def test_a_stopped_training_keeps_its_latest_weights(seg, toy, tmp_path):
+    images, labels = toy
+    cfg, ckpt, latest = _checkpoints(seg, tmp_path)
+    flag = threading.Event()
+    res = train_model(
+        images[:4], labels[:4], cfg, stop=flag,
+        progress=lambda d: d["iteration"] >= 15 and flag.set(),
+    )  # fmt: skip
+    assert res.stopped and res.history[-1]["iteration"] == 15
+    back = load_model(latest)  # the latest weights, as a complete model
+    assert back.info["iteration"] == 15 and back.info["checkpoint"] == "latest"
+    assert [h["iteration"] for h in back.history] == [5, 10, 15]
+    best = load_model(ckpt)  # the best so far, as before
+    assert best.info["best_iteration"] == res.best_iteration <= 15
+    frame = images[5]
+    np.testing.assert_allclose(
+        predict_frame(best, frame)[1], predict_frame(res.model, frame)[1], atol=1e-6
+    )
+
+
+def test_a_crashed_training_keeps_its_latest_checkpoint(seg, toy, tmp_path):
+    images, labels = toy
+    cfg, ckpt, latest = _checkpoints(seg, tmp_path)
+
+    def crash(d):  # fails at the evaluation of iteration 25, before its checkpoints
+        if d["iteration"] >= 25:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train_model(images[:4], labels[:4], cfg, progress=crash)
+    back = load_model(latest)
+    assert back.info["iteration"] == 20 and back.history[-1]["iteration"] == 20
+    assert load_model(ckpt).history[-1]["iteration"] <= 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.latest.pt", "m.pt"]  # no temp
+
+
+def test_a_completed_training_leaves_one_checkpoint(seg, toy, tmp_path, monkeypatch):
+    images, labels = toy
+    cfg, ckpt, latest = _checkpoints(seg, tmp_path)
+    cfg.iterations, cfg.checkpoint_every = 20, 10
+    writes = []
+    real = SegmentationModel.save
+    monkeypatch.setattr(
+        SegmentationModel, "save", lambda self, path: writes.append(str(path)) or real(self, path)
+    )
+    res = train_model(images[:4], labels[:4], cfg)
+    assert not res.stopped and not latest.exists()
+    assert load_model(ckpt).history == json.loads(json.dumps(res.history))
+    # checkpoint_every spaces the writes of the latest weights too (iterations 5, 15, 20)
+    assert writes.count(str(latest)) == 3

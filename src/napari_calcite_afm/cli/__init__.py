@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 for bad arguments or unreadable input (one line on stderr, no
-        traceback), 130 when interrupted.
+        traceback; an output that would overwrite an input is a bad argument), 130 when
+        interrupted.
 
     Examples
     --------
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except FileNotFoundError as exc:
         _stderr(f"calcite-afm: error: {exc.filename or exc}: file not found")
+        return EXIT_USAGE
+    except MemoryError as exc:  # a corrupt size field that a reader did not catch
+        _stderr(f"calcite-afm: error: out of memory ({exc or 'no details'}): a corrupt input?")
         return EXIT_USAGE
     except KeyboardInterrupt:
         _stderr("calcite-afm: interrupted")

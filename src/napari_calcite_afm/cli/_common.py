@@ -1,9 +1,12 @@
-"""What every ``calcite-afm`` command shares: usage errors, progress lines, lags."""
+"""What every ``calcite-afm`` command shares: usage errors, progress lines, lags, and
+the argument types that refuse nonsense numbers (:func:`_int_arg`, :func:`_float_arg`)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,3 +73,62 @@ def _parse_lags(text: str, name: str = "--lags") -> tuple[int, ...]:
         return parse_lags(text, error=CalciteAFMError, name=name)
     except CalciteAFMError as exc:
         raise _UsageError(f"calcite-afm: error: {exc}") from None
+
+
+def _int_arg(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``low..high`` (no upper bound when None).
+
+    ``what`` says what the number is (a unit, a reason), for the message.
+
+    Examples
+    --------
+    >>> _int_arg(1, 8)("3")
+    3
+    >>> _int_arg(1, 8)("9")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number from 1 to 8, got '9'
+    """
+
+    def parse(text: str) -> int:
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number {bound}{what}, got {text!r}"
+            ) from None
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _float_arg(low: float, high: float, what: str) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number with ``low < value <= high``.
+
+    Examples
+    --------
+    >>> _float_arg(0, math.inf, " of seconds")("2.5")
+    2.5
+    >>> _float_arg(0, math.inf, " of seconds")("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a positive finite number of seconds, got 'nan'
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low < value <= high):
+            bound = "a positive finite number" if low == 0 else f"a number above {low:g}"
+            limit = f" (at most {high:g})" if math.isfinite(high) else ""
+            raise argparse.ArgumentTypeError(f"must be {bound}{what}{limit}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse

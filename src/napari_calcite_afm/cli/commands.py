@@ -5,18 +5,27 @@
 the exit status (0); bad input raises, and :func:`napari_calcite_afm.cli.main` turns the
 error into one line on stderr and status 2. Heavy modules (torch, matplotlib) are
 imported inside the commands that need them.
+
+Every command checks its output paths before any work (:func:`._paths._check_paths`: no
+output overwrites or replaces an input, no two outputs collide) and writes its outputs
+atomically: files under a temporary name renamed at the end, folders as a whole
+(:func:`napari_calcite_afm._util.atomic_directory`), and the two outputs of ``segment``
+and of ``fit --figures`` both or neither.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from ._common import _parse_lags, _progress_printer, _UsageError
+from ._paths import _check_paths, _staged_file
 
 __all__ = [
     "cmd_demo",
@@ -28,6 +37,13 @@ __all__ = [
     "cmd_synth",
     "cmd_train",
 ]
+
+
+#: ``synth``: the files of its folder, the most pixels (frames x size^2, about 1.3 GB of
+#: stacks) and the widest field of view (nm; the generator's time grows with the area).
+SYNTH_FILES = ("image.tif", "labels.tif", "clean.tif", "synth.json")
+SYNTH_MAX_PIXELS = 2**27
+SYNTH_MAX_FIELD_NM = 50_000.0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -58,16 +74,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_level(args: argparse.Namespace) -> int:
     """``calcite-afm level INPUT --out OUT``: write the levelled (registered) heights, nm."""
     from ..io import read_stack, write_tiff
-    from ..level import LevelSettings, level_stack, register_stack
+    from ..level import LevelError, LevelSettings, level_stack, register_stack
 
-    stack = read_stack(args.input, channel=args.channel)
+    _check_paths([("INPUT", args.input)], files=[("--out", args.out)])
     settings = LevelSettings(
         background_order=args.order,
         row_method=args.rows,
         scars=not args.no_scars,
         zero_mean=not args.no_zero_mean,
     )
+    stack = read_stack(args.input, channel=args.channel)
     cleaned = level_stack(stack.heights, settings, progress=_progress_printer("level", args.quiet))
+    if np.isinf(cleaned).any():
+        raise LevelError(f"{args.input}: levelling gave infinite heights; try a lower --order")
     metadata = {"levelling": settings.to_dict(), "source": str(args.input)}
     if args.register and cleaned.shape[0] > 1:
         reg = register_stack(cleaned)
@@ -87,29 +106,43 @@ def cmd_level(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """``calcite-afm synth --out DIR``: write a synthetic movie, its labels and parameters."""
+    from .._util import atomic_directory, atomic_write
     from ..io import write_tiff
+    from ..outputs import check_output_folder
     from ..synthetic import make_series
 
     if args.frames < 1 or args.size < 16:
         raise _UsageError("calcite-afm: error: --frames must be >= 1 and --size >= 16")
+    if args.frames * args.size**2 > SYNTH_MAX_PIXELS:
+        raise _UsageError(
+            f"calcite-afm: error: --frames x --size^2 must be at most {SYNTH_MAX_PIXELS:,} "
+            f"pixels (about 1.3 GB of stacks), got {args.frames * args.size**2:,}"
+        )
+    if args.size * args.pixel_size > SYNTH_MAX_FIELD_NM:
+        raise _UsageError(
+            "calcite-afm: error: the field of view --size x --pixel-size must be at most "
+            f"{SYNTH_MAX_FIELD_NM / 1000:g} um, got {args.size * args.pixel_size / 1000:g} um"
+        )
+    _check_paths([], folders=[("--out", args.out)])
+    out = check_output_folder(args.out, SYNTH_FILES, figures=None, what="the synth folder")
     series = make_series(args.frames, args.size, seed=args.seed, pixel_size_nm=args.pixel_size)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stacks = {"image": series.raw, "labels": series.labels_raw, "clean": series.clean}
-    for name, data in stacks.items():
-        write_tiff(
-            out / f"{name}.tif",
-            data,
-            series.pixel_size_nm,
-            frame_interval_s=series.frame_interval_s,
-        )
-    (out / "synth.json").write_text(
-        json.dumps(
-            {"params": series.params, "drift_px": np.asarray(series.drift_px).tolist()},
-            indent=2,
-            default=str,
-        )
-    )
+    with atomic_directory(os.path.abspath(out), what="the synth folder") as tmp:
+        for name, data in stacks.items():
+            write_tiff(
+                tmp / f"{name}.tif",
+                data,
+                series.pixel_size_nm,
+                frame_interval_s=series.frame_interval_s,
+            )
+        with atomic_write(tmp / "synth.json", "w", what="the parameters") as fh:
+            fh.write(
+                json.dumps(
+                    {"params": series.params, "drift_px": np.asarray(series.drift_px).tolist()},
+                    indent=2,
+                    default=str,
+                )
+            )
     print(f"wrote {out / 'image.tif'} and {out / 'labels.tif'} ({series.raw.shape})")
     return 0
 
@@ -154,6 +187,24 @@ def _train_budget(
     return out
 
 
+#: ``train --dilations``: the most layers and the largest dilation (px); beyond them the
+#: padded patches alone take gigabytes.
+TRAIN_MAX_DILATIONS, TRAIN_MAX_DILATION = 12, 64
+
+
+def _dilations(text: str | None) -> tuple[int, ...] | None:
+    """``--dilations`` parsed and bounded (None stays None: the network's default)."""
+    if text is None:
+        return None
+    values = _parse_lags(text, "--dilations")
+    if len(values) > TRAIN_MAX_DILATIONS or max(values) > TRAIN_MAX_DILATION:
+        raise _UsageError(
+            f"calcite-afm: error: --dilations must be at most {TRAIN_MAX_DILATIONS} values "
+            f"of at most {TRAIN_MAX_DILATION} px, got {text!r}"
+        )
+    return values
+
+
 def _train_config(args: argparse.Namespace):
     """The :class:`~napari_calcite_afm.train.TrainConfig` of ``train``'s arguments."""
     from ..segmentation import TrainConfig
@@ -176,7 +227,7 @@ def _train_config(args: argparse.Namespace):
         precision=args.precision,
         seed=args.seed,
         device=args.device,
-        dilations=None if args.dilations is None else _parse_lags(args.dilations, "--dilations"),
+        dilations=_dilations(args.dilations),
         checkpoint_path=str(args.out),
     )
 
@@ -188,6 +239,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """
     from ..segmentation import train_model
 
+    config = _train_config(args)
+    inputs = [("--images", p) for p in args.images] + [("--labels", p) for p in args.labels]
+    inputs += [("--val-images", p) for p in args.val_images or []]
+    inputs += [("--val-labels", p) for p in args.val_labels or []]
+    latest = ("--out (its latest checkpoint)", config.latest_checkpoint_path())
+    _check_paths(inputs, files=[("--out", args.out), latest])
     images, labels, px = _read_pairs(args.images, args.labels, "")
     val_images = val_labels = None
     if args.val_images or args.val_labels:
@@ -197,7 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_model(
         images,
         labels,
-        _train_config(args),
+        config,
         val_images=val_images,
         val_labels=val_labels,
         progress=_progress_printer("train", args.quiet),
@@ -223,6 +280,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from ..pipeline import resolve_model
     from ..segmentation import predict_stack
 
+    _check_paths(
+        [("INPUT", args.input), ("--model", args.model)],
+        files=[("--out", args.out), ("--probabilities", args.probabilities)],
+    )
     model = resolve_model(args.model)
     stack = read_stack(args.input, channel=args.channel)
     labels, probs = predict_stack(
@@ -231,28 +292,39 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return_probabilities=bool(args.probabilities),
         progress=_progress_printer("segment", args.quiet),
     )
-    out = write_tiff(args.out, labels, stack.pixel_size_nm, frame_interval_s=stack.frame_interval_s)
-    print(f"wrote {out} {labels.shape} uint8 labels")
+    px, interval = stack.pixel_size_nm, stack.frame_interval_s
+    with contextlib.ExitStack() as outputs:  # both files, or neither
+        tmp = outputs.enter_context(_staged_file(args.out, "the labels"))
+        write_tiff(tmp, labels, px, frame_interval_s=interval)
+        if args.probabilities:
+            tmp = outputs.enter_context(_staged_file(args.probabilities, "the probabilities"))
+            write_tiff(tmp, probs, px, frame_interval_s=interval)
+    print(f"wrote {Path(args.out)} {labels.shape} uint8 labels")
     if args.probabilities:
-        p = write_tiff(
-            args.probabilities,
-            probs,
-            stack.pixel_size_nm,
-            frame_interval_s=stack.frame_interval_s,
-        )
-        print(f"wrote {p} {probs.shape} float32 probabilities")
+        print(f"wrote {Path(args.probabilities)} {probs.shape} float32 probabilities")
     return 0
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """``calcite-afm fit INPUT --labels L.tif --out T.csv``: fit every frame, write the table."""
+    from .._util import atomic_directory
+    from ..checks import check_lags
     from ..io import read_labels, read_stack
     from ..level import level_stack
-    from ..outputs import table_columns, write_figures, write_table_csv
+    from ..outputs import check_output_folder, table_columns, write_figures, write_table_csv
     from ..pipeline import fit_series
 
+    _check_paths(
+        [("INPUT", args.input), ("--labels", args.labels)],
+        files=[("--out", args.out)],
+        folders=[("--figures", args.figures)],
+    )
+    if args.figures:
+        check_output_folder(args.figures, (), figures=".", what="the figures folder")
+    lags = _parse_lags(args.lags)
     stack = read_stack(args.input, channel=args.channel)
     labels = read_labels(args.labels, shape=stack.heights.shape)
+    check_lags(lags, stack.heights.shape, args.axis, name="--lags")
     heights = stack.heights if args.no_level else level_stack(stack.heights)
     n_classes = 3 if args.classes == 3 else 2
     times = stack.frame_times_s
@@ -263,15 +335,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
         labels,
         pixel_size_nm=stack.pixel_size_nm,
         frame_times_s=times,
-        lags=_parse_lags(args.lags),
+        lags=lags,
         axis=args.axis,
         n_classes=n_classes,
         progress=_progress_printer("fit", args.quiet),
     )
-    out = write_table_csv(args.out, rows, table_columns(n_classes))
-    print(f"wrote {out} ({len(rows)} rows)")
+    with contextlib.ExitStack() as outputs:  # the table and the figures, or neither
+        if args.figures:
+            folder = os.path.abspath(args.figures)
+            tmp = outputs.enter_context(atomic_directory(folder, what="the figures folder"))
+            written = write_figures(fits, rows, tmp, frame_times_s=times, figures="all")
+        table = outputs.enter_context(_staged_file(args.out, "the table"))
+        write_table_csv(table, rows, table_columns(n_classes))
+    print(f"wrote {Path(args.out)} ({len(rows)} rows)")
     if args.figures:
-        written = write_figures(fits, rows, args.figures, frame_times_s=times, figures="all")
         print(f"wrote {len(written)} figures in {args.figures}")
     return 0
 
@@ -281,8 +358,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     Prints the outputs written and the stage timings (s) as JSON.
     """
+    from ..outputs import check_output_folder
     from ..pipeline import PipelineConfig, resolve_model, run_pipeline
 
+    _check_paths([("INPUT", args.input), ("--model", args.model)], folders=[("--out", args.out)])
+    check_output_folder(args.out)
     config = PipelineConfig(
         lags=_parse_lags(args.lags),
         register=not args.no_register,
@@ -306,6 +386,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``calcite-afm demo``: run the main job on the sample data; print the outputs."""
     from ..demo import run_demo
 
+    _check_paths([], folders=[("--out", args.out)])
     outputs = run_demo(args.out, progress=_progress_printer("demo", args.quiet))
     print("demo outputs:")
     for name, path in outputs.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import _Parser
+from ._common import _float_arg, _int_arg, _Parser
 from .commands import (
     cmd_demo,
     cmd_fit,
@@ -19,6 +19,15 @@ from .commands import (
 __all__ = ["build_parser"]
 
 _INPUT_HELP = "AFM file, TIFF, .npy/.npz, or a folder of frames"
+
+#: Bounds of the numbers the commands take: beyond them a run makes no sense or runs
+#: away with time or memory (the message of a refused value gives the bound).
+_SEED = _int_arg(0, 2**32 - 1)
+#: ``level.settings.MAX_ORDER``, written out so that ``--help`` does not import scipy
+MAX_ORDER = 8
+_SECONDS = _float_arg(0, float("inf"), " of seconds")
+SYNTH_MAX_FRAMES, SYNTH_MAX_SIZE = 10_000, 2048
+TRAIN_MAX_ITERATIONS, TRAIN_MAX_BATCH, TRAIN_MAX_WIDTH = 1_000_000, 256, 128
 
 
 def _add_input(p: argparse.ArgumentParser, name: str = "input") -> None:
@@ -46,7 +55,12 @@ def _add_level_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output TIFF (float32 heights in nm)")
     p.add_argument("--register", action="store_true", help="also correct frame-to-frame drift")
     _add_channel(p)
-    p.add_argument("--order", type=int, default=2, help="polynomial background order (2)")
+    p.add_argument(
+        "--order",
+        type=_int_arg(0, MAX_ORDER, " (no scanner needs a higher order)"),
+        default=2,
+        help=f"polynomial background order (2; 0 to {MAX_ORDER})",
+    )
     p.add_argument(
         "--rows",
         default="median_diff",
@@ -65,11 +79,31 @@ def _add_level_parser(sub) -> None:
 
 def _add_synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="write a synthetic calcite dissolution movie with labels")
-    p.add_argument("--out", required=True, help="output folder (image.tif, labels.tif)")
-    p.add_argument("--frames", type=int, default=10, help="number of frames (10)")
-    p.add_argument("--size", type=int, default=512, help="frame size in pixels (512)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--pixel-size", type=float, default=11.7, help="pixel size in nm (11.7)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (image.tif, labels.tif, clean.tif, synth.json): new, empty or "
+        "an older synth folder, replaced as a whole",
+    )
+    p.add_argument(
+        "--frames",
+        type=_int_arg(1, SYNTH_MAX_FRAMES),
+        default=10,
+        help=f"number of frames (10; at most {SYNTH_MAX_FRAMES})",
+    )
+    p.add_argument(
+        "--size",
+        type=_int_arg(16, SYNTH_MAX_SIZE, " pixels"),
+        default=512,
+        help=f"frame size in pixels (512; 16 to {SYNTH_MAX_SIZE})",
+    )
+    p.add_argument("--seed", type=_SEED, default=0, help="random seed (0; 0 to 2**32 - 1)")
+    p.add_argument(
+        "--pixel-size",
+        type=_float_arg(0, 1000, " of nm"),
+        default=11.7,
+        help="pixel size in nm (11.7; at most 1000, and --size x --pixel-size at most 50 um)",
+    )
     p.set_defaults(func=cmd_synth)
 
 
@@ -82,13 +116,13 @@ def _add_train_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model file to write (.pt)")
     p.add_argument(
         "--iterations",
-        type=int,
+        type=_int_arg(1, TRAIN_MAX_ITERATIONS),
         default=None,
         help="training iterations (1500; 3200 on a GPU, see docs/segmentation.md)",
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=_int_arg(1, TRAIN_MAX_BATCH, " patches"),
         default=None,
         help="patches per iteration (8; 32 on a GPU, where 3200 iterations of 32 patches "
         "train a clearly better network in minutes)",
@@ -114,7 +148,7 @@ def _add_train_network_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--width",
-        type=int,
+        type=_int_arg(1, TRAIN_MAX_WIDTH, " filters"),
         default=None,
         help="filters per layer of the dilated CNN (16), or of the U-Net's first stage (8)",
     )
@@ -124,7 +158,9 @@ def _add_train_network_arguments(p: argparse.ArgumentParser) -> None:
         help="dilations of the dilated CNN's 3 x 3 layers (1,2,4,8,16; the study's design "
         "is 1,2,4 with --width 32), or of the U-Net's bottleneck (1,2)",
     )
-    p.add_argument("--levels", type=int, default=3, help="downsamplings of the U-Net (3; 1 to 5)")
+    p.add_argument(
+        "--levels", type=_int_arg(1, 5), default=3, help="downsamplings of the U-Net (3; 1 to 5)"
+    )
     p.add_argument(
         "--multiscale",
         action=argparse.BooleanOptionalAction,
@@ -153,7 +189,7 @@ def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train the segmentation network on image and label stacks")
     _add_train_data_arguments(p)
     _add_train_network_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--seed", type=_SEED, default=0, help="random seed (0; 0 to 2**32 - 1)")
     _add_quiet(p)
     p.set_defaults(func=cmd_train)
 
@@ -162,8 +198,11 @@ def _add_segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment a stack with a trained model")
     _add_input(p)
     p.add_argument("--model", default="default", help="model file, or 'default' (2 classes)")
-    p.add_argument("--out", required=True, help="output label TIFF (uint8)")
-    p.add_argument("--probabilities", help="also write class probabilities to this TIFF")
+    p.add_argument("--out", required=True, help="output label TIFF (uint8; not an input)")
+    p.add_argument(
+        "--probabilities",
+        help="also write class probabilities to this TIFF (both files are written, or neither)",
+    )
     _add_channel(p)
     _add_quiet(p)
     p.set_defaults(func=cmd_segment)
@@ -177,9 +216,15 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--axis", choices=["both", "x", "y"], default="both", help="lag direction")
     p.add_argument("--classes", type=int, choices=[2, 3], default=2, help="2 or 3 modes (2)")
-    p.add_argument("--figures", help="folder for the fit figures (PNG)")
+    p.add_argument(
+        "--figures",
+        help="folder for the fit figures (PNG): new, empty or an older figures folder, "
+        "replaced as a whole",
+    )
     p.add_argument("--no-level", action="store_true", help="use the heights as they are")
-    p.add_argument("--frame-interval", type=float, help="seconds between frames")
+    p.add_argument(
+        "--frame-interval", type=_SECONDS, help="seconds between frames (positive, finite)"
+    )
     _add_channel(p)
     _add_quiet(p)
     p.set_defaults(func=cmd_fit)
@@ -189,13 +234,20 @@ def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="one click: clean, segment and fit a whole time series")
     _add_input(p)
     p.add_argument("--model", default="default", help="model file, or 'default'")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: new, empty or an older output folder, replaced as a whole once "
+        "the run has succeeded",
+    )
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
     p.add_argument(
         "--figures", choices=["summary", "all", "none"], default="summary", help="(summary)"
     )
-    p.add_argument("--frame-interval", type=float, help="seconds between frames")
+    p.add_argument(
+        "--frame-interval", type=_SECONDS, help="seconds between frames (positive, finite)"
+    )
     _add_channel(p)
     _add_quiet(p)
     p.set_defaults(func=cmd_run)
@@ -203,7 +255,12 @@ def _add_run_parser(sub) -> None:
 
 def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the embedded sample data")
-    p.add_argument("--out", default="calcite-afm-demo", help="output folder (calcite-afm-demo)")
+    p.add_argument(
+        "--out",
+        default="calcite-afm-demo",
+        help="output folder (calcite-afm-demo): new, empty or an older demo folder, replaced "
+        "as a whole",
+    )
     _add_quiet(p)
     p.set_defaults(func=cmd_demo)
 

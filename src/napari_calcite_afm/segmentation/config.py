@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -209,9 +210,18 @@ class TrainConfig:
         (AVX512-BF16 or AMX), float32 elsewhere (see :func:`step_dtype`). Validation and
         inference always run in float32.
     checkpoint_path : str or None
-        Where to write the best model so far (atomically) during training.
+        Where to write the best model so far during training (at each evaluation that
+        improves the validation accuracy), and the returned model at the end. Beside it,
+        ``<stem>.latest<suffix>`` (:meth:`latest_checkpoint_path`, e.g. ``m.latest.pt``)
+        receives the latest weights at every evaluation, with ``info["iteration"]`` and
+        the history so far, so that a killed or crashed training loses at most
+        ``eval_every`` iterations; it is removed when training runs to its end (and kept
+        after a stop). Both are written atomically (a temporary file renamed over the
+        old one): either file is always a complete model that
+        :func:`~napari_calcite_afm.segmentation.model.load_model` reads.
     checkpoint_every : int or None
-        Minimum iterations between checkpoint writes (None: every improvement).
+        Minimum iterations between writes of each checkpoint file (None: the best at
+        every improvement, the latest at every evaluation).
     threads : int or None
         CPU threads for torch during training (None: all cores available to the
         process). Restored afterwards.
@@ -348,6 +358,20 @@ class TrainConfig:
                 f"TrainConfig.keep must be 'auto', 'best' or 'last', got {self.keep!r}"
             )
         self.seed = int(self.seed)
+
+    def latest_checkpoint_path(self) -> str | None:
+        """Where the latest weights are checkpointed: ``<stem>.latest<suffix>`` beside
+        ``checkpoint_path`` (None without a checkpoint path).
+
+        Examples
+        --------
+        >>> TrainConfig(checkpoint_path="runs/m.pt").latest_checkpoint_path()
+        'runs/m.latest.pt'
+        """
+        if self.checkpoint_path is None:
+            return None
+        path = Path(self.checkpoint_path)
+        return str(path.with_name(f"{path.stem}.latest{path.suffix or '.pt'}"))
 
     def keep_final(self) -> bool:
         """Whether a completed run returns its final weights (see ``keep``)."""

@@ -21,7 +21,9 @@ What it does
 * evaluates pixel accuracy and mean class accuracy (mean per-class recall, Matlab's
   "mean accuracy") on the validation frames every ``eval_every`` iterations, keeps the
   best model (by validation pixel accuracy) and writes it atomically to
-  ``checkpoint_path`` whenever it improves;
+  ``checkpoint_path`` whenever it improves, and the latest weights to
+  ``TrainConfig.latest_checkpoint_path()`` at every evaluation (so an interrupted
+  training keeps a loadable, recent model);
 * honours ``stop`` at every iteration and reports through ``progress``.
 
 The default optimiser is AdamW with a one-cycle learning-rate schedule; the study's
@@ -39,6 +41,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -213,6 +216,7 @@ class Trainer:
         self.best_it = 0
         self.best_state: dict | None = None
         self.last_ckpt_it: int | None = None
+        self.last_latest_it: int | None = None
         self.monitor_s = 0.0
         self.loss_sum, self.loss_n = 0.0, 0
         self.last_val: tuple[float | None, float | None] = (None, None)
@@ -273,19 +277,25 @@ class Trainer:
         self.history.append(entry)
         self.report()
         self.loss_sum, self.loss_n = 0.0, 0
-        if improved and self.cfg.checkpoint_path is not None and self._checkpoint_due():
+        if self.cfg.checkpoint_path is None:
+            return
+        if improved and self._checkpoint_due(self.last_ckpt_it):
             snap = _snapshot(self.model, net, self.best_state, self.history)
             snap.save(self.cfg.checkpoint_path)
             self.last_ckpt_it = self.it
+        if self._checkpoint_due(self.last_latest_it):
+            self.save_latest()
 
-    def _checkpoint_due(self) -> bool:
+    def save_latest(self) -> None:
+        """Write the current weights to ``cfg.latest_checkpoint_path()``, atomically."""
+        snap = _snapshot(self.model, self.net, None, self.history)
+        snap.info.update(iteration=self.it, checkpoint="latest")
+        snap.save(self.cfg.latest_checkpoint_path())
+        self.last_latest_it = self.it
+
+    def _checkpoint_due(self, last: int | None) -> bool:
         every = self.cfg.checkpoint_every
-        return (
-            every is None
-            or self.last_ckpt_it is None
-            or self.it - self.last_ckpt_it >= every
-            or self.it == self.n_it
-        )
+        return every is None or last is None or self.it - last >= every or self.it == self.n_it
 
     def step(self, dtype: torch.dtype, margin: int) -> None:
         """One optimiser step on a fresh batch of patches."""
@@ -352,6 +362,8 @@ class Trainer:
         final.info["stopped"] = self.stopped
         if self.cfg.checkpoint_path is not None:
             final.save(self.cfg.checkpoint_path)
+            if not self.stopped:  # the run is complete: the checkpoint holds all of it
+                Path(self.cfg.latest_checkpoint_path()).unlink(missing_ok=True)
         return TrainResult(
             model=final,
             history=self.history,
