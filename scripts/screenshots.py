@@ -7,7 +7,9 @@ Run under a virtual display (napari's canvas needs OpenGL)::
 It opens napari, loads the sample movie (``data.load_sample()``), and docks each widget
 in a realistic state: Clean with the preview, Labels with a few brush strokes, Train
 after a short training, Segment with the masks over the movie, Statistics (both tabs)
-and the one-click run. Each is saved as ``docs/images/widget-<name>.png``.
+and the one-click run. Each is saved as ``docs/images/widget-<name>.png``. The viewer
+shows what the plugin sets up: the time axis in seconds, the scale bar in nm, the
+colorbar "height (nm)", and plots in napari's (dark) theme.
 """
 
 from __future__ import annotations
@@ -146,7 +148,6 @@ def main(argv=None) -> int:
     raw = viewer.add_image(
         stack.heights, **image_layer_kwargs(stack.heights, stack.pixel_size_nm, name, meta)
     )
-    viewer.dims.axis_labels = ("frame", "y", "x")
     viewer.dims.set_current_step(0, 5)
     viewer.reset_view()
     shots = Shooter(viewer, out)

@@ -8,6 +8,8 @@ remain distinguishable for the common forms of colour blindness.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .labels import LABEL_COLORS, LABEL_NAMES  # re-exported for old imports
@@ -17,6 +19,7 @@ __all__ = [
     "COLORMAP_NAME",
     "green_magenta",
     "matplotlib_green_magenta",
+    "outlier_rows",
     "robust_contrast_limits",
     "LABEL_NAMES",
     "LABEL_COLORS",
@@ -85,19 +88,76 @@ def matplotlib_green_magenta():
     return ListedColormap(green_magenta(256), name=COLORMAP_NAME)
 
 
+def outlier_rows(rows: np.ndarray, window: int = 15, factor: float = 10.0) -> np.ndarray:
+    """Scan lines whose median height stands far out from their neighbours.
+
+    A scan line (row) is an outlier when its median differs from the running median of
+    the row medians (``window`` rows) by more than ``factor`` robust standard
+    deviations of those differences, and by more than twice the interquartile range of
+    all heights: the settling lines at the start of a scan (often 100 nm off) or a
+    line where the tip lost contact. Pits and steps, which span many rows, are not.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        ``(n_rows, cols)`` heights (nm); the rows of several frames may be stacked.
+    window : int
+        Rows of the running median (odd; shortened for short images).
+    factor : float
+        Threshold in robust standard deviations (1.4826 x MAD) of the row differences.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean ``(n_rows,)``, True for an outlier row.
+
+    Examples
+    --------
+    >>> z = np.random.default_rng(0).normal(0.0, 1.0, (64, 64))
+    >>> z[:2] -= 140.0                      # two settling lines, 140 nm low
+    >>> np.flatnonzero(outlier_rows(z)).tolist()
+    [0, 1]
+    """
+    from scipy.ndimage import median_filter
+
+    rows = np.asarray(rows, dtype=np.float64)
+    n = rows.shape[0]
+    if rows.ndim != 2 or n < 5:
+        return np.zeros(n, dtype=bool)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        medians = np.nanmedian(rows, axis=1)
+        finite = rows[np.isfinite(rows)]
+    if finite.size == 0:
+        return np.zeros(n, dtype=bool)
+    medians = np.where(np.isfinite(medians), medians, np.median(medians[np.isfinite(medians)]))
+    size = min(int(window), n if n % 2 else n - 1)
+    diff = medians - median_filter(medians, size=size, mode="reflect")
+    spread = 1.4826 * np.median(np.abs(diff - np.median(diff)))
+    q25, q75 = np.percentile(finite, [25, 75])
+    return np.abs(diff) > max(factor * spread, 2.0 * (q75 - q25))
+
+
 def robust_contrast_limits(
     data: np.ndarray, low: float = 0.5, high: float = 99.5, max_samples: int = 1_000_000
 ) -> tuple[float, float]:
     """Display limits from percentiles of the finite values, robust to scars and spikes.
 
+    Whole scan lines that stand far out from their neighbours (see
+    :func:`outlier_rows`: the settling lines at the top of a scan, a line where the
+    tip lost contact) are left out before the percentiles are taken, so that a few
+    lines 140 nm off do not squeeze the surface into one colour.
+
     Parameters
     ----------
     data : numpy.ndarray
-        Heights (nm), any shape; NaN and inf are ignored.
+        Heights (nm), any shape (the last axis is the scan line); NaN and inf are
+        ignored.
     low, high : float
         Percentiles (0-100) used as the lower and upper limit.
     max_samples : int
-        At most this many evenly strided values are used, so big stacks stay fast.
+        At most about this many values (whole, evenly spaced rows) are used, so big
+        stacks stay fast.
 
     Returns
     -------
@@ -110,10 +170,20 @@ def robust_contrast_limits(
     >>> z = np.zeros((64, 64)); z[0, 0] = 1e6   # one spike
     >>> robust_contrast_limits(z)[1] < 1
     True
+    >>> z = np.random.default_rng(1).normal(0.0, 2.0, (128, 128))
+    >>> z[:3] -= 140.0                          # three settling lines (2.3 % of the pixels)
+    >>> lo, hi = robust_contrast_limits(z)
+    >>> -10 < lo < -4 and 4 < hi < 10
+    True
     """
-    flat = np.asarray(data).ravel()
-    step = max(1, flat.size // max_samples)
-    sample = flat[::step]
+    arr = np.asarray(data)
+    if arr.ndim >= 2 and arr.size:
+        rows = arr.reshape(-1, arr.shape[-1])
+        rows = rows[:: max(1, rows.size // max_samples)]
+        sample = rows[~outlier_rows(rows)].ravel()
+    else:
+        flat = arr.ravel()
+        sample = flat[:: max(1, flat.size // max_samples)]
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0

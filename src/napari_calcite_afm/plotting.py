@@ -4,6 +4,12 @@ and the napari Statistics widget (so every place draws the same numbers).
 Each ``plot_*`` function draws on a given Axes (or Figure) and returns its artists; the
 ``*_figure`` functions build a standalone :class:`matplotlib.figure.Figure` without
 pyplot, so they are safe in worker threads and under any backend.
+
+Figures are black on white (for files and print) unless a :class:`PlotTheme` is asked
+for: :func:`apply_theme` recolours a drawn figure (the napari widgets pass the colours
+of napari's theme, dark by default, and switch back to :data:`LIGHT` to export).
+:func:`plot_height_map` draws a frame of heights with a scale bar in nm and a colorbar
+labelled "height (nm)".
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter
 
+from .colormap import matplotlib_green_magenta, robust_contrast_limits
+from .plot_theme import LIGHT, PlotTheme, apply_theme
 from .stats import FrameFit, height_pdf, increment_pdf, mixture_pdf
 
 __all__ = [
+    "LIGHT",
     "REGION_COLORS",
     "TIME_PARAMETERS",
+    "PlotTheme",
+    "apply_theme",
+    "plot_height_map",
+    "scale_bar_length",
     "plot_height_fit",
     "plot_increment_fit",
     "plot_parameters_vs_time",
@@ -46,6 +59,94 @@ TIME_PARAMETERS: list[tuple[str, str]] = [
     ("mean_pit_area_nm2", "mean pit area (nm²)"),
     ("retreat_nm_per_min", "retreat (nm/min)"),
 ]
+
+
+def scale_bar_length(width_nm: float) -> float:
+    """A round scale-bar length (1, 2 or 5 times a power of ten, nm) of about 1/5 of a width.
+
+    Examples
+    --------
+    >>> scale_bar_length(3000.0), scale_bar_length(256 * 11.7), scale_bar_length(95.0)
+    (500.0, 500.0, 10.0)
+    """
+    target = max(float(width_nm), 1e-9) / 5.0
+    power = 10.0 ** math.floor(math.log10(target))
+    return max(m * power for m in (1.0, 2.0, 5.0) if m * power <= target)
+
+
+def _length_text(nm: float) -> str:
+    return f"{nm / 1000:g} µm" if nm >= 1000 else f"{nm:g} nm"
+
+
+def plot_height_map(
+    ax,
+    heights: np.ndarray,
+    pixel_size_nm: float,
+    *,
+    limits: tuple[float, float] | None = None,
+    scale_bar: bool = True,
+    colorbar: bool = True,
+) -> dict[str, Any]:
+    """A frame of heights (green-magenta) with a scale bar in nm and a colorbar.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw; its axes are hidden (the scale bar gives the size).
+    heights : numpy.ndarray
+        ``(rows, cols)`` heights in nm (NaN drawn transparent).
+    pixel_size_nm : float
+        Pixel size, nm per pixel.
+    limits : (float, float), optional
+        Colour limits in nm (default: robust percentiles, outlier scan lines left out).
+    scale_bar, colorbar : bool
+        Draw the scale bar (lower right, white on a dark box) and the colorbar labelled
+        "height (nm)".
+
+    Returns
+    -------
+    dict
+        ``"image"`` (the AxesImage; its extent is in nm), ``"scale_bar"`` (the
+        AnchoredSizeBar or None), ``"scale_bar_nm"`` (its length) and ``"colorbar"``
+        (or None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = Figure()
+    >>> out = plot_height_map(fig.subplots(), np.zeros((64, 128)), 11.7)
+    >>> out["scale_bar_nm"], out["colorbar"].ax.get_ylabel()
+    (200.0, 'height (nm)')
+    """
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    z = np.asarray(heights, dtype=float)
+    rows, cols = z.shape
+    px = float(pixel_size_nm)
+    lo, hi = robust_contrast_limits(z) if limits is None else limits
+    out: dict[str, Any] = {"scale_bar": None, "scale_bar_nm": None, "colorbar": None}
+    out["image"] = ax.imshow(
+        z,
+        cmap=matplotlib_green_magenta(),
+        vmin=lo,
+        vmax=hi,
+        extent=(0.0, cols * px, rows * px, 0.0),
+        interpolation="nearest",
+    )
+    ax.set_axis_off()
+    if scale_bar:
+        length = scale_bar_length(cols * px)
+        bar = AnchoredSizeBar(
+            ax.transData, length, _length_text(length), "lower right",
+            pad=0.4, color="white", frameon=False, size_vertical=rows * px / 80,
+            label_top=True,
+        )  # fmt: skip
+        bar.patch.set_visible(False)
+        ax.add_artist(bar)
+        out["scale_bar"], out["scale_bar_nm"] = bar, length
+    if colorbar:
+        out["colorbar"] = ax.figure.colorbar(out["image"], ax=ax, shrink=0.9, label="height (nm)")
+    return out
 
 
 def _model_x(edges: np.ndarray, n: int = 400) -> np.ndarray:
@@ -201,9 +302,19 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
 
 
 def frame_figure(
-    fit: FrameFit, *, frame: int = 0, time_s: float = math.nan, lags: Sequence[int] | None = None
+    fit: FrameFit,
+    *,
+    frame: int = 0,
+    time_s: float = math.nan,
+    lags: Sequence[int] | None = None,
+    heights: np.ndarray | None = None,
+    pixel_size_nm: float | None = None,
+    theme: PlotTheme | None = None,
 ) -> Figure:
     """One frame's figure: Z' with f, and dZ(s) with g for each lag.
+
+    With ``heights``, the frame itself comes first (:func:`plot_height_map`: scale bar
+    in nm, colorbar "height (nm)").
 
     Parameters
     ----------
@@ -215,6 +326,12 @@ def frame_figure(
         Time of the frame, s (shown in minutes; NaN leaves it out).
     lags : sequence of int, optional
         The lags drawn, pixels (default: every lag of the fit).
+    heights : numpy.ndarray, optional
+        The frame's ``(rows, cols)`` heights in nm, drawn first.
+    pixel_size_nm : float, optional
+        Its pixel size in nm (default: from the fit's lags).
+    theme : PlotTheme, optional
+        Colours (default black on white, :data:`LIGHT`).
 
     Returns
     -------
@@ -230,9 +347,13 @@ def frame_figure(
     >>> fig = frame_figure(fit, frame=0, time_s=300.0)
     >>> sum(ax.get_visible() for ax in fig.axes)  # heights, then one panel per lag
     3
+    >>> fig = frame_figure(fit, heights=s.clean[0])  # the frame, its colorbar, 3 panels
+    >>> sum(ax.get_visible() for ax in fig.axes)
+    5
     """
     lags = [ls.lag_px for ls in fit.lags] if lags is None else list(lags)
-    n = 1 + len(lags)
+    first = 1 if heights is None else 2
+    n = first + len(lags)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
     # fixed margins rather than a layout engine: constrained layout measures every tick
@@ -241,18 +362,25 @@ def frame_figure(
     height_in = 3.3 * nrows
     fig.subplots_adjust(
         left=0.25 / ncols, right=0.985, bottom=0.6 / height_in, top=1.0 - 0.7 / height_in,
-        wspace=0.28, hspace=0.45,
+        wspace=0.28 if heights is None else 0.45, hspace=0.45,
     )  # fmt: skip
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    plot_height_fit(axes[0], fit, log=True)
-    axes[0].set_title("heights")
-    for ax, lag in zip(axes[1:], lags):
+    if heights is not None:
+        if pixel_size_nm is None:
+            pixel_size_nm = fit.lags[0].lag_nm / fit.lags[0].lag_px
+        plot_height_map(axes[0], heights, pixel_size_nm)
+        axes[0].set_title("frame")
+    plot_height_fit(axes[first - 1], fit, log=True)
+    axes[first - 1].set_title("heights")
+    for ax, lag in zip(axes[first:], lags):
         plot_increment_fit(ax, fit, lag)
         ax.set_title(f"increments, lag {lag} px")
     for ax in axes[n:]:
         ax.set_visible(False)
     when = f", t = {time_s / 60:.0f} min" if np.isfinite(time_s) else ""
     fig.suptitle(f"frame {frame}{when}: c = {fit.c:.3f}", y=1.0 - 0.08 / height_in, va="top")
+    if theme is not None:
+        apply_theme(fig, theme)
     return fig
 
 
@@ -323,7 +451,9 @@ def plot_parameters_vs_time(
     return lines
 
 
-def parameters_figure(rows: Sequence[dict], *, lag: int | None = None) -> Figure:
+def parameters_figure(
+    rows: Sequence[dict], *, lag: int | None = None, theme: PlotTheme | None = None
+) -> Figure:
     """Standalone figure of :func:`plot_parameters_vs_time` (11 x 8.5 inches).
 
     Parameters
@@ -332,6 +462,8 @@ def parameters_figure(rows: Sequence[dict], *, lag: int | None = None) -> Figure
         The results table.
     lag : int, optional
         The lag whose rho and increment KS are drawn (default: the smallest).
+    theme : PlotTheme, optional
+        Colours (default black on white, :data:`LIGHT`).
 
     Returns
     -------
@@ -347,4 +479,6 @@ def parameters_figure(rows: Sequence[dict], *, lag: int | None = None) -> Figure
     fig = Figure(figsize=(11, 8.5))  # fixed margins: see frame_figure
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.07, top=0.94, wspace=0.32, hspace=0.2)
     plot_parameters_vs_time(fig, rows, lag=lag)
+    if theme is not None:
+        apply_theme(fig, theme)
     return fig

@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+
+def _real_data() -> Path | None:
+    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "afm-real"
+    if here.is_dir():
+        return here
+    env = os.environ.get("CALCITE_AFM_REAL_DATA")
+    return Path(env) if env and Path(env).is_dir() else None
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    """The real instrument files (``shared/data/afm-real``); skipped where absent."""
+    folder = _real_data()
+    if folder is None:
+        pytest.skip("shared/data/afm-real not available")
+    return folder
 
 
 @pytest.fixture

@@ -5,10 +5,13 @@ The modules are registered in ``napari.yaml``; the science lives in the core mod
 it into layers and dock widgets:
 
 ========================  =========================================================
-:mod:`.reader`            ``napari_get_reader``: every AFM format ``io`` reads
+:mod:`.reader`            ``napari_get_reader``: what is clearly AFM data
 :mod:`.writer`            label and image layers to TIFF, pixel size in nm
 :mod:`.sample_data`       the synthetic calcite dissolution movie and its labels
 :mod:`.layers`            the keyword arguments of the layers, and reading them back
+:mod:`.conventions`       scale bar, labelled height colorbar, one time axis per movie
+:mod:`.channels`          the channel chosen for each file, remembered
+:mod:`.pixel_size`        the warning for a model meeting another pixel size
 :mod:`.widgets`           the dock widgets (Clean, Labels, Train, Segment, ...)
 ========================  =========================================================
 

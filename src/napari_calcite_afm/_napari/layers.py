@@ -4,7 +4,9 @@ Only numpy at module level (napari is imported inside the functions that need it
 
 - :func:`image_layer_kwargs` and :func:`labels_layer_kwargs` build the keyword arguments
   of the ``(data, kwargs, layer_type)`` tuples that napari turns into layers (scale in
-  nm per pixel, the green-magenta colormap, the fixed label colours);
+  nm per pixel, the green-magenta colormap with robust contrast limits, the fixed label
+  colours; the first axis is "time" in seconds when the frame times are known, else
+  "frame"), or copy the axes of the layer they derive from (``like=``);
 - :func:`pixel_size_of`, :func:`source_path_of`, :func:`layer_stack` and
   :func:`current_frame` read a layer back; :func:`add_or_update_layer` adds a layer or
   refreshes the one of the same name.
@@ -14,8 +16,11 @@ Examples
 >>> import numpy as np
 >>> heights = np.zeros((2, 8, 8), np.float32)
 >>> kwargs = image_layer_kwargs(heights, 11.7, "movie")
->>> kwargs["scale"], kwargs["units"]
-((1.0, 11.7, 11.7), ('pixel', 'nm', 'nm'))
+>>> kwargs["scale"], kwargs["units"], kwargs["axis_labels"]
+((1.0, 11.7, 11.7), ('pixel', 'nm', 'nm'), ('frame', 'y', 'x'))
+>>> timed = image_layer_kwargs(heights, 11.7, "movie", {"frame_times_s": [0.0, 300.0]})
+>>> timed["scale"], timed["units"], timed["axis_labels"]
+((300.0, 11.7, 11.7), ('s', 'nm', 'nm'), ('time', 'y', 'x'))
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..labels import LABEL_COLORS, LABEL_NAMES
 __all__ = [
     "add_or_update_layer",
     "current_frame",
+    "frame_interval_of",
     "image_layer_kwargs",
     "is_layer_type",
     "label_colormap",
@@ -74,16 +80,45 @@ def label_colormap():
     return DirectLabelColormap(color_dict=colors)
 
 
-def _scale(ndim: int, pixel_size_nm: float) -> tuple[float, ...]:
-    return (1.0,) * (ndim - 2) + (float(pixel_size_nm), float(pixel_size_nm))
+def frame_interval_of(metadata: dict | None) -> float | None:
+    """The time between frames (s) from ``metadata["frame_times_s"]``, or None.
+
+    The median of the differences, when there are two or more finite, increasing times.
+
+    Examples
+    --------
+    >>> frame_interval_of({"frame_times_s": [0.0, 2.5, 5.0]})
+    2.5
+    >>> frame_interval_of({"frame_times_s": [float("nan")] * 3}) is None
+    True
+    """
+    times = (metadata or {}).get("frame_times_s")
+    if times is None:
+        return None
+    t = np.asarray(times, dtype=float).ravel()
+    if t.size < 2 or not np.all(np.isfinite(t)):
+        return None
+    dt = float(np.median(np.diff(t)))
+    return dt if np.isfinite(dt) and dt > 0 else None
 
 
-def _units(ndim: int) -> tuple[str, ...]:
-    return ("pixel",) * (ndim - 2) + ("nm", "nm")
-
-
-def _axis_labels(ndim: int) -> tuple[str, ...]:
-    return ("frame",) * (ndim - 2) + ("y", "x")
+def _axes(ndim: int, pixel_size_nm: float, interval_s: float | None, like) -> dict[str, Any]:
+    """``scale``, ``units`` and ``axis_labels`` (and ``translate`` when ``like`` is given)."""
+    if like is not None:
+        n = min(ndim, like.ndim)
+        lead = ndim - n  # a frame of a stack takes the stack's last axes
+        return {
+            "scale": (1.0,) * lead + tuple(float(v) for v in like.scale[-n:]),
+            "translate": (0.0,) * lead + tuple(float(v) for v in like.translate[-n:]),
+            "units": ("pixel",) * lead + tuple(str(u) for u in like.units[-n:]),
+            "axis_labels": ("frame",) * lead + tuple(like.axis_labels[-n:]),
+        }
+    extra = ndim - 2
+    return {
+        "scale": (float(interval_s or 1.0),) * extra + (float(pixel_size_nm),) * 2,
+        "units": ("s" if interval_s else "pixel",) * extra + ("nm", "nm"),
+        "axis_labels": ("time" if interval_s else "frame",) * extra + ("y", "x"),
+    }
 
 
 def image_layer_kwargs(
@@ -91,6 +126,8 @@ def image_layer_kwargs(
     pixel_size_nm: float,
     name: str,
     metadata: dict | None = None,
+    *,
+    like=None,
 ) -> dict[str, Any]:
     """Keyword arguments of an AFM height image layer.
 
@@ -103,13 +140,19 @@ def image_layer_kwargs(
     name : str
         Layer name.
     metadata : dict, optional
-        Stored in the layer's ``metadata`` (plus ``pixel_size_nm``).
+        Stored in the layer's ``metadata`` (plus ``pixel_size_nm``). Its
+        ``frame_times_s`` make the first axis of a stack "time" in seconds (scale: the
+        frame interval), else it is "frame".
+    like : napari.layers.Layer, optional
+        The layer this one derives from: its scale, translation, units and axis labels
+        are copied (the last two axes for a frame of a stack), so both stay aligned.
 
     Returns
     -------
     dict
-        ``name``, ``scale`` (nm per pixel), ``colormap``, ``contrast_limits`` (robust
-        percentiles, nm), ``metadata``, ``units`` and ``axis_labels``.
+        ``name``, ``scale`` (nm per pixel; s per frame when timed), ``colormap``,
+        ``contrast_limits`` (robust percentiles, nm; scan lines far off left out),
+        ``metadata``, ``units`` and ``axis_labels`` (and ``translate`` with ``like``).
 
     Examples
     --------
@@ -122,17 +165,20 @@ def image_layer_kwargs(
     meta["pixel_size_nm"] = float(pixel_size_nm)
     return {
         "name": name,
-        "scale": _scale(heights.ndim, pixel_size_nm),
         "colormap": napari_colormap(),
         "contrast_limits": robust_contrast_limits(heights),
         "metadata": meta,
-        "units": _units(heights.ndim),
-        "axis_labels": _axis_labels(heights.ndim),
+        **_axes(heights.ndim, pixel_size_nm, frame_interval_of(meta), like),
     }
 
 
 def labels_layer_kwargs(
-    labels: np.ndarray, pixel_size_nm: float, name: str, metadata: dict | None = None
+    labels: np.ndarray,
+    pixel_size_nm: float,
+    name: str,
+    metadata: dict | None = None,
+    *,
+    like=None,
 ) -> dict[str, Any]:
     """Keyword arguments of a class Labels layer (fixed colours, scale in nm).
 
@@ -145,7 +191,11 @@ def labels_layer_kwargs(
     name : str
         Layer name.
     metadata : dict, optional
-        Stored in the layer's ``metadata`` (plus ``pixel_size_nm`` and ``label_names``).
+        Stored in the layer's ``metadata`` (plus ``pixel_size_nm`` and ``label_names``);
+        ``frame_times_s`` time the first axis as for :func:`image_layer_kwargs`.
+    like : napari.layers.Layer, optional
+        The image the labels belong to: its scale, translation, units and axis labels
+        are copied.
 
     Examples
     --------
@@ -159,12 +209,10 @@ def labels_layer_kwargs(
     meta["label_names"] = {int(k): v for k, v in LABEL_NAMES.items()}
     return {
         "name": name,
-        "scale": _scale(labels.ndim, pixel_size_nm),
         "colormap": label_colormap(),
         "opacity": 0.5,
-        "units": _units(labels.ndim),
-        "axis_labels": _axis_labels(labels.ndim),
         "metadata": meta,
+        **_axes(labels.ndim, pixel_size_nm, frame_interval_of(meta), like),
     }
 
 
@@ -277,7 +325,8 @@ def add_or_update_layer(viewer, data, kwargs: dict[str, Any], layer_type: str):
     """Add a layer named ``kwargs['name']``, or replace the data of the existing one.
 
     The existing layer is kept (with its display settings) when it has the same type and
-    shape; its ``scale``, ``metadata`` and ``contrast_limits`` follow ``kwargs``.
+    shape; its ``scale``, ``translate``, ``metadata`` and ``contrast_limits`` follow
+    ``kwargs``.
 
     Examples
     --------
@@ -295,7 +344,7 @@ def add_or_update_layer(viewer, data, kwargs: dict[str, Any], layer_type: str):
         layer = viewer.layers[name]
         if is_layer_type(layer, layer_type) and np.shape(layer.data) == np.shape(data):
             layer.data = data
-            for key in ("scale", "metadata", "contrast_limits"):
+            for key in ("scale", "translate", "metadata", "contrast_limits"):
                 if key in kwargs:
                     setattr(layer, key, kwargs[key])
             return layer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..data import load_sample
 from .layers import image_layer_kwargs, labels_layer_kwargs
+from .reader import _follow_viewer
 
 __all__ = ["make_sample_data"]
 
@@ -19,7 +20,9 @@ def make_sample_data() -> list[tuple]:
     -------
     list of tuple
         ``(heights, kwargs, "image")`` and ``(labels, kwargs, "labels")``, both
-        ``(frames, rows, cols)`` with the pixel size in nm as ``scale``.
+        ``(frames, rows, cols)`` with the pixel size in nm as ``scale`` and the time
+        axis in seconds (one frame every 300 s). The viewer gets its scale bar and
+        the colorbar "height (nm)".
 
     Examples
     --------
@@ -36,9 +39,11 @@ def make_sample_data() -> list[tuple]:
         image_layer_kwargs(stack.heights, stack.pixel_size_nm, "calcite (synthetic)", meta),
         "image",
     )
+    timed = {"frame_times_s": meta["frame_times_s"]}
     truth = (
         labels,
-        labels_layer_kwargs(labels, stack.pixel_size_nm, "ground truth labels"),
+        labels_layer_kwargs(labels, stack.pixel_size_nm, "ground truth labels", timed),
         "labels",
     )
+    _follow_viewer()
     return [image, truth]

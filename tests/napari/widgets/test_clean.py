@@ -64,3 +64,51 @@ def test_clean_second_click_is_ignored(make_napari_viewer, series, add_raw, dock
     assert widget.apply() is None  # busy: no second worker
     wait_idle(widget)
     assert widget.apply_button.isEnabled()
+
+
+def test_clean_channel_choice_reloads_and_is_remembered(
+    make_napari_viewer, qtbot, tmp_path, dock, wait_idle
+):
+    from napari_calcite_afm._napari.channels import remembered_channel
+    from napari_calcite_afm._napari.widgets.clean import CleanWidget
+
+    rng = np.random.default_rng(2)
+    height = rng.normal(0, 1, (2, 24, 24)).astype(np.float32)
+    amplitude = 50.0 + rng.normal(0, 5, (2, 24, 24)).astype(np.float32)
+    path = tmp_path / "scan.npz"
+    np.savez(path, heights=height, amplitude=amplitude, pixel_size_nm=PX)
+
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari-calcite-afm")
+    np.testing.assert_allclose(layer.data, height)
+    widget = dock(viewer, CleanWidget(viewer))
+    items = [widget.channel.itemText(i) for i in range(widget.channel.count())]
+    assert items == ["heights", "amplitude"]
+    assert widget.channel.isEnabled() and widget.channel.currentText() == "heights"
+
+    # the user picks "amplitude" in the dropdown: the layer is reloaded with it
+    widget.channel.setCurrentIndex(1)
+    widget.channel.activated.emit(1)
+    wait_idle(widget)
+    np.testing.assert_allclose(layer.data, amplitude)
+    assert layer.metadata["channel"] == "amplitude"
+    lo, hi = layer.contrast_limits
+    assert 30 < lo < 50 < hi < 70  # limits follow the new channel
+    assert remembered_channel(path) == "amplitude"
+    assert widget.channel.currentText() == "amplitude"
+
+    # opened again, the file comes with the remembered channel
+    [again] = viewer.open(str(path), plugin="napari-calcite-afm")
+    np.testing.assert_allclose(again.data, amplitude)
+    assert again.metadata["channel"] == "amplitude"
+
+
+def test_clean_channel_list_is_off_without_a_file(make_napari_viewer, series, add_raw, dock):
+    from napari_calcite_afm._napari.widgets.clean import CleanWidget
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)  # made in memory: no file behind it
+    widget = dock(viewer, CleanWidget(viewer))
+    assert not widget.channel.isEnabled()
+    assert widget.set_channel("amplitude") is None
+    assert "no file" in widget.status.text()

@@ -120,3 +120,94 @@ def test_labels_load_wrong_shape_notifies(
     assert widget.load_labels(bad) is None  # no exception
     messages = error_messages()[before:]
     assert messages and "bad.tif" in messages[-1]
+
+
+def test_proposal_is_undone_by_ctrl_z(make_napari_viewer, qtbot, series, dock, wait_idle):
+    """Painted labels overwritten by "Propose from threshold" come back with Ctrl+Z."""
+    from qtpy.QtCore import Qt
+
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets.labels import LabelsWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(series.clean, **image_layer_kwargs(series.clean, PX, "clean"))
+    widget = dock(viewer, LabelsWidget(viewer))
+    layer = widget.create_labels(restore=False)
+    # the user paints a stroke of "terrace" across a pit and one pixel of "pit"
+    layer.paint((1, 30, 30), 2)
+    layer.data_setitem((np.array([1]), np.array([5]), np.array([7])), 1)
+    painted = np.array(layer.data, copy=True)
+    assert (painted[1] == 2).sum() > 10
+
+    viewer.dims.set_current_step(0, 1)
+    widget.scope.setCurrentIndex(widget.scope.findData("current"))
+    widget.propose()
+    wait_idle(widget)
+    proposed = np.array(layer.data, copy=True)
+    assert not np.array_equal(proposed[1], painted[1])
+    assert set(np.unique(proposed[1])) == {1, 2}
+    assert not proposed[0].any() and not proposed[2].any()  # other frames untouched
+    assert "Ctrl+Z" in widget.status.text()
+
+    # Ctrl+Z on the canvas with the labels layer selected (napari's own undo)
+    viewer.layers.selection.active = layer
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier)
+    np.testing.assert_array_equal(layer.data, painted)
+    layer.redo()
+    np.testing.assert_array_equal(layer.data, proposed)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, painted)
+
+
+def test_a_proposal_too_big_to_undo_asks_first(
+    make_napari_viewer, series, dock, wait_idle, monkeypatch
+):
+    from qtpy.QtWidgets import QMessageBox
+
+    import napari_calcite_afm._napari.widgets.labels as labels_module
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets.labels import LabelsWidget
+
+    monkeypatch.setattr(labels_module, "UNDO_LIMIT_PIXELS", 100)
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *args, **kw: asked.append(args) or QMessageBox.No
+    )
+    viewer = make_napari_viewer()
+    viewer.add_image(series.clean, **image_layer_kwargs(series.clean, PX, "clean"))
+    widget = dock(viewer, LabelsWidget(viewer))
+    layer = widget.create_labels(restore=False)
+    layer.paint((0, 30, 30), 2)
+    painted = np.array(layer.data, copy=True)
+    widget.scope.setCurrentIndex(widget.scope.findData("all"))
+    widget.propose()
+    wait_idle(widget)
+    assert len(asked) == 1 and "painted" in asked[0][2]
+    np.testing.assert_array_equal(layer.data, painted)  # declined: nothing written
+    assert "cancelled" in widget.status.text()
+
+
+def test_class_shortcuts(make_napari_viewer, qtbot, series, add_raw, dock):
+    from qtpy.QtCore import Qt
+
+    from napari_calcite_afm._napari.widgets.labels import LabelsWidget
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, LabelsWidget(viewer))
+    layer = widget.create_labels(restore=False)
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key_2, Qt.AltModifier)
+    assert layer.selected_label == 2 and widget.class_buttons.checkedId() == 2
+    qtbot.keyClick(canvas, Qt.Key_1, Qt.AltModifier)
+    assert layer.selected_label == 1 and layer.mode == "paint"
+    assert widget.n_classes.currentData() == 2
+    qtbot.keyClick(canvas, Qt.Key_3, Qt.AltModifier)  # switches to three classes
+    assert layer.selected_label == 3 and widget.n_classes.currentData() == 3
+    qtbot.keyClick(canvas, Qt.Key_0, Qt.AltModifier)
+    assert layer.mode == "erase"
+    # napari's own digits still switch the layer's modes
+    qtbot.keyClick(canvas, Qt.Key_2)
+    assert layer.mode == "paint"
+    assert "Alt+1" in widget.class_buttons.button(1).toolTip()

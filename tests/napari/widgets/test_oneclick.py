@@ -77,3 +77,43 @@ def test_one_click_from_layer_and_file(
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=30_000)
     messages = error_messages()[before:]
     assert messages and "missing.spm" in messages[-1]
+
+
+def test_one_click_warns_about_a_foreign_pixel_size(
+    make_napari_viewer, qtbot, series, tmp_path, tiny_model_file
+):
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_calcite_afm._napari.widgets.oneclick import OneClickWidget
+    from napari_calcite_afm.io import write_tiff
+    from napari_calcite_afm.segmentation import load_model
+
+    def warnings_now():
+        return [
+            str(n.message)
+            for n in notification_manager.records
+            if n.severity == NotificationSeverity.WARNING
+        ]
+
+    model = load_model(tiny_model_file)
+    model.info["pixel_size_nm"] = 11.7
+    model_path = model.save(tmp_path / "at_11.7.pt")
+    movie = write_tiff(tmp_path / "hs.tif", series.raw, 0.5, frame_interval_s=1.0)
+    viewer = make_napari_viewer()
+    widget = OneClickWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.model.set_file(model_path)
+    widget.set_input_file(movie)
+    before = len(warnings_now())
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    messages = [m for m in warnings_now()[before:] if "nm per pixel" in m]
+    assert len(messages) == 1
+    assert "0.5 nm per pixel" in messages[0] and "hs.tif" in messages[0]
+    # the layers of a timed movie have their time axis in seconds
+    cleaned = viewer.layers["hs cleaned"]
+    masks = viewer.layers["hs segmentation"]
+    assert tuple(cleaned.scale) == pytest.approx((1.0, 0.5, 0.5))
+    assert str(cleaned.units[0]) == "second"
+    assert tuple(masks.scale) == tuple(cleaned.scale)
+    assert tuple(masks.axis_labels) == ("time", "y", "x")

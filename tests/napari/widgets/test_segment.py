@@ -78,3 +78,53 @@ def test_segment_with_the_model_just_trained(
     widget.segment("all")
     wait_idle(widget)
     assert viewer.layers["raw segmentation"].data.max() <= 3
+
+
+def test_segment_warns_about_a_foreign_pixel_size(
+    make_napari_viewer, qtbot, series, tmp_path, dock, wait_idle
+):
+    """A model trained at 11.7 nm/px on 0.5 nm/px heights: a napari warning says what to do."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets.segment import SegmentWidget
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
+
+    def warnings_now():
+        return [
+            str(n.message)
+            for n in notification_manager.records
+            if n.severity == NotificationSeverity.WARNING
+        ]
+
+    model = SegmentationModel(DilatedNet(2, width=4), info={"pixel_size_nm": 11.7})
+    path = model.save(tmp_path / "trained_at_11.7.pt")
+    viewer = make_napari_viewer()
+    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, 0.5, "hs-afm"))
+    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, 10.0, "same scale"))
+    widget = dock(viewer, SegmentWidget(viewer))
+    widget.model.set_file(path)
+
+    widget.image.set_layer("same scale")
+    before = len(warnings_now())
+    widget.segment("current")
+    wait_idle(widget)
+    assert not [m for m in warnings_now()[before:] if "nm per pixel" in m]
+
+    widget.image.set_layer("hs-afm")
+    widget.segment("current")
+    wait_idle(widget)
+    qtbot.waitUntil(lambda: len(warnings_now()) > before, timeout=10_000)
+    [message] = [m for m in warnings_now()[before:] if "nm per pixel" in m]
+    assert "11.7 nm per pixel" in message and "0.5 nm per pixel" in message
+    assert "Resample" in message and "train a model on your own frames" in message
+    assert "hs-afm" in message
+    assert "hs-afm segmentation" in viewer.layers  # it still segments
+
+    # the shipped model (trained at 11.7 nm/px) says the same
+    widget.model.kind.setCurrentIndex(widget.model.kind.findData("default2"))
+    n = len(warnings_now())
+    widget.segment("current")
+    wait_idle(widget)
+    qtbot.waitUntil(lambda: len(warnings_now()) > n, timeout=30_000)
+    assert "11.7 nm per pixel" in warnings_now()[-1]

@@ -34,7 +34,9 @@ def add_clean_and_truth(viewer, series):
         series.clean,
         **image_layer_kwargs(series.clean, PX, "clean", {"frame_times_s": times}),
     )
-    labels = viewer.add_labels(series.labels, **labels_layer_kwargs(series.labels, PX, "truth"))
+    labels = viewer.add_labels(
+        series.labels, **labels_layer_kwargs(series.labels, PX, "truth", like=image)
+    )
     return image, labels
 
 
@@ -110,6 +112,20 @@ def test_statistics_plots_equal_the_library(make_napari_viewer, qtbot, series, t
     written = widget.export_figures(tmp_path / "figures")
     assert sorted(p.suffix for p in written) == [".png", ".png", ".svg", ".svg"]
     assert all(p.stat().st_size > 0 for p in written)
+    # on screen the plots follow napari's dark theme; the files are black on white
+    from matplotlib.colors import to_rgba
+    from matplotlib.image import imread
+
+    dark = to_rgba(widget.time_plot.theme.background)
+    assert to_rgba(widget.time_plot.figure.get_facecolor()) == pytest.approx(dark)
+    assert sum(dark[:3]) < 1.0
+    for path in written:
+        if path.suffix == ".png":
+            assert imread(path)[2, 2, :3] == pytest.approx([1.0, 1.0, 1.0])
+    # the frame's figure shows the frame with its scale bar and "height (nm)" colorbar
+    svg = next(p for p in written if p.name.startswith("fit_frame") and p.suffix == ".svg")
+    text = svg.read_text()
+    assert "height (nm)" in text and "100 nm" in text  # 64 px of 11.7 nm: a 100 nm bar
 
 
 def test_statistics_shape_mismatch_notifies(make_napari_viewer, series, error_messages):

@@ -64,6 +64,9 @@ def test_train_progress_plot_stop_and_save(
     path = widget.save_model(tmp_path / "model.pt")
     model = load_model(path)
     assert model.n_classes == 2 and model.width == 8
+    # the model and its checkpoint record the pixel size they were trained at
+    assert model.info["pixel_size_nm"] == pytest.approx(PX)
+    assert load_model(entry.checkpoint).info["pixel_size_nm"] == pytest.approx(PX)
     assert model.architecture()["name"] == "UNet"  # the default network
     # the network menu: the study's dilated CNN, with its usual 32 filters
     widget.dilations.setCurrentIndex(widget.dilations.findData("study"))
@@ -106,3 +109,25 @@ def test_train_wrong_shape_labels_notifies(
     assert not widget.runner.busy
     messages = error_messages()[before:]
     assert messages and "shape" in messages[-1] and "other labels" in messages[-1]
+
+
+def test_train_plot_follows_the_napari_theme(make_napari_viewer, dock):
+    from matplotlib.colors import to_rgba
+    from napari.utils.theme import get_theme
+
+    from napari_calcite_afm._napari.widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    widget = dock(viewer, TrainWidget(viewer))
+    dark = get_theme("dark")
+    fig = widget.plot.figure
+    assert to_rgba(fig.get_facecolor())[:3] == pytest.approx(
+        [v / 255 for v in dark.background.as_rgb_tuple()], abs=0.01
+    )
+    text = [v / 255 for v in dark.text.as_rgb_tuple()]
+    assert to_rgba(widget.ax_loss.xaxis.label.get_color())[:3] == pytest.approx(text, abs=0.01)
+    viewer.theme = "light"
+    light = get_theme("light")
+    assert to_rgba(fig.get_facecolor())[:3] == pytest.approx(
+        [v / 255 for v in light.background.as_rgb_tuple()], abs=0.01
+    )

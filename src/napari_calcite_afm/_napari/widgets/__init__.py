@@ -11,10 +11,11 @@ One module per widget, registered in ``napari.yaml``:
 ``oneclick.OneClickWidget``       clean, segment and fit in one go (``pipeline``)
 ================================  ===================================================
 
-Shared pieces: :mod:`._tasks` (the background-task runner and notifications),
-:mod:`._qt` (layer choosers, plots, form rows), :mod:`._model_chooser` (the model
-picker of Segment and one-click), :mod:`._state` (the model just trained) and
-:mod:`._autosave` (where labels and checkpoints are kept). Widgets are imported lazily,
+Shared pieces: :mod:`._tasks` (the background-task runner: progress in the widget and
+napari's activity dock, notifications, warnings), :mod:`._qt` (layer choosers, plots in
+napari's theme, form rows), :mod:`._model_chooser` (the model picker of Segment and
+one-click), :mod:`._shortcuts` (the Alt keys), :mod:`._state` (the model just trained)
+and :mod:`._autosave` (where labels and checkpoints are kept). Widgets are imported lazily,
 so importing this package does not import Qt.
 """
 

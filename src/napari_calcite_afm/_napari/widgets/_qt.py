@@ -2,7 +2,9 @@
 
 - :class:`LayerChooser`: a magicgui ``ComboBox`` of the viewer's layers of some types,
   kept in sync with the layer list;
-- :class:`MplCanvas`: an embedded matplotlib figure;
+- :class:`MplCanvas`: an embedded matplotlib figure in the colours of napari's theme
+  (dark by default; :func:`plot_theme_of` turns a napari theme into a
+  :class:`~napari_calcite_afm.plot_theme.PlotTheme`), saved black on white;
 - :func:`form_layout`, :func:`run_row`, :func:`class_legend`, :func:`progress_bar` and
   :func:`status_label`: the rows every widget is made of.
 """
@@ -32,6 +34,7 @@ __all__ = [
     "MplCanvas",
     "class_legend",
     "form_layout",
+    "plot_theme_of",
     "progress_bar",
     "run_row",
     "status_label",
@@ -123,8 +126,34 @@ class LayerChooser(ComboBox):
                 return
 
 
+def plot_theme_of(viewer=None):
+    """The plot colours of a viewer's napari theme (its background and text colours).
+
+    Examples
+    --------
+    >>> from napari.components import ViewerModel
+    >>> theme = plot_theme_of(ViewerModel())  # napari's default theme is dark
+    >>> theme.background, theme.text
+    ('#23242b', '#f0f1f2')
+    """
+    from napari.utils.theme import get_theme
+
+    from ...plot_theme import PlotTheme
+
+    name = getattr(viewer, "theme", None) or "dark"
+    try:
+        theme = get_theme(name)
+    except (KeyError, ValueError):
+        theme = get_theme("dark")
+    return PlotTheme.from_colors(theme.background.as_hex(), theme.text.as_hex())
+
+
 class MplCanvas(QWidget):
     """A matplotlib figure in a Qt widget (with the zoom/save toolbar if ``toolbar``).
+
+    The figure takes the colours of the viewer's napari theme (dark by default) at
+    every :meth:`draw` and when the theme changes; :meth:`savefig` writes it black on
+    white, as the command line's figures.
 
     Parameters
     ----------
@@ -132,9 +161,11 @@ class MplCanvas(QWidget):
         Figure size in inches (the canvas is at least ``60 * height`` pixels high).
     toolbar : bool
         Show matplotlib's navigation toolbar above the figure.
+    viewer : napari.viewer.Viewer, optional
+        Whose theme to follow (without one: napari's dark theme).
     """
 
-    def __init__(self, width: float = 4.0, height: float = 3.0, toolbar: bool = False):
+    def __init__(self, width: float = 4.0, height: float = 3.0, toolbar: bool = False, viewer=None):
         super().__init__()
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
@@ -143,6 +174,8 @@ class MplCanvas(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.canvas.setMinimumHeight(int(height * 60))
+        self._viewer = viewer
+        self.theme = plot_theme_of(viewer)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         if toolbar:
@@ -150,10 +183,33 @@ class MplCanvas(QWidget):
 
             layout.addWidget(NavigationToolbar2QT(self.canvas, self))
         layout.addWidget(self.canvas)
+        events = getattr(viewer, "events", None)
+        if events is not None and hasattr(events, "theme"):
+            events.theme.connect(self._on_theme)
+
+    def _on_theme(self, event=None) -> None:
+        try:
+            self.theme = plot_theme_of(self._viewer)
+            self.draw()
+        except RuntimeError:  # the Qt object is gone (viewer closing)
+            pass
 
     def draw(self) -> None:
-        """Redraw the figure when Qt is idle."""
+        """Recolour the figure to the theme and redraw it when Qt is idle."""
+        from ...plot_theme import apply_theme
+
+        apply_theme(self.figure, self.theme)
         self.canvas.draw_idle()
+
+    def savefig(self, path, **kwargs) -> None:
+        """Save the figure black on white (the theme comes back on screen)."""
+        from ...plot_theme import LIGHT, apply_theme
+
+        apply_theme(self.figure, LIGHT)
+        try:
+            self.figure.savefig(path, **kwargs)
+        finally:
+            apply_theme(self.figure, self.theme)
 
 
 def form_layout() -> QFormLayout:

@@ -1,10 +1,12 @@
 """The background-task runner of the dock widgets, and how they report to the user.
 
 - :class:`TaskRunner`: runs one library call at a time in a napari ``thread_worker``,
-  relays its ``progress`` reports to the GUI thread, owns the stop ``Event``, disables
-  the start buttons while it runs and turns a
+  relays its ``progress`` reports to the GUI thread (the widget's own bar and a bar in
+  napari's activity dock, whose Cancel button stops the task), owns the stop ``Event``,
+  disables the start buttons while it runs, turns a
   :class:`~napari_calcite_afm.errors.CalciteAFMError` into a notification (no traceback
-  dialog);
+  dialog) and shows every Python warning the call emits (a drift registration that
+  diverges, a model applied to another pixel size...) as a napari warning;
 - :func:`guarded`: the same for a slot run in the GUI thread;
 - :func:`notify_error`, :func:`notify_warning`, :func:`notify_info`: napari notifications.
 
@@ -14,6 +16,7 @@ and show the result as layers, plots and tables.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from napari.utils import cancelable_progress, progress
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
 
@@ -98,6 +102,19 @@ def _wants_args(method: Callable) -> bool:
 # --------------------------------------------------------------------------- the runner
 
 
+class _StoppingProgress(cancelable_progress):
+    """A bar of napari's activity dock whose Cancel button stops the task at once.
+
+    napari's ``cancelable_progress`` calls its callback only while it is iterated; the
+    runner's reports update it by hand, so ``cancel`` calls the callback itself.
+    """
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
 class _Relay(QObject):
     """Carries progress reports from the worker thread to the GUI thread (queued)."""
 
@@ -130,6 +147,12 @@ class TaskRunner(QObject):
     ``func`` is shown as an error notification; anything else goes to napari's error
     reporting, as for any plugin.
 
+    Each call also has a bar in napari's activity dock (``napari.utils.progress``, named
+    "<name>: <message>"), with a Cancel button when the runner has a Stop button. The
+    Python warnings the call emits are collected in :attr:`warnings` and each shown
+    once per call as a napari warning notification (napari itself shows a warning only
+    once per session).
+
     Parameters
     ----------
     parent : QWidget
@@ -142,6 +165,8 @@ class TaskRunner(QObject):
         Sets the stop event; enabled only while a call runs.
     status : QLabel, optional
         Shows "working…", "done", "stopped" or the failure.
+    name : str, optional
+        The widget's name, for the activity dock (e.g. ``"Clean"``).
     """
 
     started = Signal()
@@ -154,8 +179,13 @@ class TaskRunner(QObject):
         progress_bar: QProgressBar | None = None,
         stop_button: QPushButton | None = None,
         status: QLabel | None = None,
+        name: str = "Calcite AFM",
     ):
         super().__init__(parent)
+        self.name = name
+        self.activity = None  # the napari.utils.progress of the running call
+        self.warnings: list[str] = []
+        self._returned = False
         self.buttons = list(buttons)
         self.progress_bar = progress_bar
         self.stop_button = stop_button
@@ -205,17 +235,23 @@ class TaskRunner(QObject):
         self._on_progress_cb = on_progress
         self._on_done_cb = on_done
         self.last_error = None
-        self._show_started(message)
         worker = create_worker(work)
+        # the call's warnings come here (napari's own relay shows each only once)
+        with contextlib.suppress(TypeError, RuntimeError):
+            worker.warned.disconnect()
+        worker.warned.connect(self._on_warned)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)
-        self.worker = worker
+        self._returned = False
+        self.worker = worker  # busy from here: the activity dock processes Qt events
+        self._show_started(message)
         self.started.emit()
         worker.start()
         return worker
 
     def _show_started(self, message: str) -> None:
+        self.warnings = []
         for button in self.buttons:
             button.setEnabled(False)
         if self.stop_button is not None:
@@ -225,19 +261,61 @@ class TaskRunner(QObject):
             self.progress_bar.setVisible(True)
         if self.status is not None:
             self.status.setText(message)
+        self._open_activity(message)  # last: napari processes Qt events here
 
     def _on_progress(self, info) -> None:
-        if self.worker is None:
-            return
-        if self.progress_bar is not None and isinstance(info, dict):
-            done, total = _fraction(info)
-            if total:
-                self.progress_bar.setRange(0, total)
-                self.progress_bar.setValue(done)
+        if self.worker is None or self._returned:
+            return  # a late report (from a pool thread of the call) must not undo "done"
+        done, total = _fraction(info) if isinstance(info, dict) else (0, 0)
+        if total and self.progress_bar is not None:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
         if self._on_progress_cb is not None:
             self._on_progress_cb(info)
+        if isinstance(info, dict):
+            # last: napari's activity bars process Qt events when they change, so the
+            # next reports (even the result) may be handled inside this call
+            self._update_activity(info, done, total)
+
+    def _open_activity(self, message: str) -> None:
+        """A bar in napari's activity dock (busy until the first report)."""
+        self._close_activity()
+        text = f"{self.name}: {message.rstrip('…').rstrip('.')}"
+        if self.stop_button is not None:
+            self.activity = _StoppingProgress(total=0, desc=text, cancel_callback=self.stop)
+        else:
+            self.activity = progress(total=0, desc=text)
+
+    def _update_activity(self, info: dict, done: int, total: int) -> None:
+        bar = self.activity
+        if bar is None:
+            return
+        if total:
+            if bar.total != total:
+                bar.total = total
+            if done != bar.n:
+                bar.update(done - bar.n)
+        text = f"{self.name}: {info['stage']}" if info.get("stage") else None
+        if text and self.activity is bar and bar.desc.rstrip(": ") != text:
+            bar.set_description(text)
+
+    def _close_activity(self) -> None:
+        if self.activity is not None:
+            bar, self.activity = self.activity, None
+            bar.close()
+
+    def _on_warned(self, args: tuple) -> None:
+        """A warning from the call: one notification per distinct message."""
+        message = str(args[0]) if args else ""
+        if not message or message in self.warnings:
+            return
+        self.warnings.append(message)
+        notify_warning(message)
+        if self.status is not None:
+            self.status.setText(f"warning: {message}")
 
     def _on_returned(self, result) -> None:
+        self._returned = True
         if isinstance(result, _Cancelled):
             self.last_error = None
             if self.status is not None:
@@ -253,7 +331,10 @@ class TaskRunner(QObject):
         if self.progress_bar is not None and self.progress_bar.maximum() > 0:
             self.progress_bar.setValue(self.progress_bar.maximum())
         if self.status is not None:
-            self.status.setText("stopped" if self.stop_event.is_set() else "done")
+            text = "stopped" if self.stop_event.is_set() else "done"
+            if self.warnings:
+                text += f" (warning: {self.warnings[-1]})"
+            self.status.setText(text)
         if self._on_done_cb is not None:
             try:
                 self._on_done_cb(result)
@@ -276,6 +357,7 @@ class TaskRunner(QObject):
             if self.progress_bar.maximum() == 0:
                 self.progress_bar.setRange(0, 1)
                 self.progress_bar.setValue(0)
+        self._close_activity()
         self.finished.emit()
 
 
@@ -283,9 +365,15 @@ def _guarded_work(func: Callable, relay: _Relay, stop_event: threading.Event) ->
     """``func(progress, stop)`` for the worker: a user error or a stop becomes a value."""
     errors = expected_errors()
 
+    def report(info) -> None:
+        try:
+            relay.progressed.emit(info)
+        except RuntimeError:  # the widget was closed while the call ran
+            stop_event.set()
+
     def work():
         try:
-            return func(relay.progressed.emit, stop_event)
+            return func(report, stop_event)
         except errors as exc:
             if _is_cancellation(exc, stop_event):
                 return _Cancelled(str(exc))

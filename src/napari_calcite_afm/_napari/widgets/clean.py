@@ -4,6 +4,11 @@ A thin layer over :mod:`napari_calcite_afm.level`: the options are the fields of
 :class:`~napari_calcite_afm.level.LevelSettings`; the preview levels the frame under
 the time slider, "Apply" levels every frame (and optionally registers them) in a
 background thread into a new layer.
+
+The channel list shows the channels of the image's file
+(:func:`napari_calcite_afm.io.list_channels`); choosing one reloads the layer with that
+channel (:func:`napari_calcite_afm.io.read_stack`) and remembers it for the file, so
+the reader opens that channel next time (:mod:`..channels`).
 """
 
 from __future__ import annotations
@@ -22,14 +27,19 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...colormap import robust_contrast_limits
+from ..channels import remember_channel
+from ..conventions import apply_conventions
 from ..layers import (
     add_or_update_layer,
     current_frame,
     image_layer_kwargs,
     layer_stack,
     pixel_size_of,
+    source_path_of,
 )
 from ._qt import LayerChooser, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
 from ._tasks import TaskRunner, guarded
 
 __all__ = ["ROW_METHODS", "CleanWidget"]
@@ -43,6 +53,10 @@ ROW_METHODS = [
 ]
 
 
+#: Metadata keys of layers computed from a file (not read from it): no channel choice.
+_DERIVED = ("cleaned_from", "levelling", "pipeline", "frame")
+
+
 class CleanWidget(QWidget):
     """Levelling and drift correction of an AFM height stack."""
 
@@ -53,6 +67,11 @@ class CleanWidget(QWidget):
 
         self.image = LayerChooser(viewer, "image")
         self.image.tooltip = "the raw AFM heights (nm) to clean"
+        self.channel = QComboBox()
+        self.channel.setToolTip(
+            "the channel of the image's file: choosing another reloads the layer with it "
+            "(remembered for this file, the next time it is opened)"
+        )
 
         self.background_order = QSpinBox()
         self.background_order.setRange(0, 5)
@@ -103,6 +122,32 @@ class CleanWidget(QWidget):
         self.progress = progress_bar()
         self.status = status_label()
 
+        self._lay_out()
+
+        self.set_settings(self._default_settings())
+        self.runner = TaskRunner(
+            self,
+            [self.apply_button, self.channel],
+            self.progress,
+            self.stop_button,
+            self.status,
+            name="Clean",
+        )
+        self.runner.finished.connect(self._fill_channels)
+        self.preview_runner = TaskRunner(self, name="Clean (preview)")
+        self.preview_runner.finished.connect(self._preview_finished)
+        self._preview_pending = False
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(150)
+        self._preview_timer.timeout.connect(self.update_preview)
+        self._connect(viewer)
+        self._fill_channels()
+        apply_conventions(viewer)
+        register_shortcut(viewer, "stop", self.stop_tasks)
+
+    def _lay_out(self) -> None:
+        """The image and channel, the levelling options, the run row and the status."""
         box = QGroupBox("Levelling (per frame)")
         form = form_layout()
         form.addRow("background order", self.background_order)
@@ -116,6 +161,7 @@ class CleanWidget(QWidget):
 
         top = form_layout()
         top.addRow("image (raw heights, nm)", self.image.native)
+        top.addRow("channel (of its file)", self.channel)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(box)
@@ -126,18 +172,8 @@ class CleanWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        self.set_settings(self._default_settings())
-        self.runner = TaskRunner(
-            self, [self.apply_button], self.progress, self.stop_button, self.status
-        )
-        self.preview_runner = TaskRunner(self)
-        self.preview_runner.finished.connect(self._preview_finished)
-        self._preview_pending = False
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(150)
-        self._preview_timer.timeout.connect(self.update_preview)
-
+    def _connect(self, viewer) -> None:
+        """Buttons, options and the time slider to their slots."""
         self.apply_button.clicked.connect(lambda *_: self.apply())
         self.preview.toggled.connect(self._schedule_preview)
         for widget in (self.background_order, self.row_order, self.robust_iterations):
@@ -147,7 +183,76 @@ class CleanWidget(QWidget):
         self.scars.toggled.connect(self._schedule_preview)
         self.zero_mean.toggled.connect(self._schedule_preview)
         self.image.changed.connect(self._schedule_preview)
+        self.image.changed.connect(self._fill_channels)
+        self.channel.activated.connect(lambda index: self.set_channel(self.channel.itemText(index)))
         viewer.dims.events.current_step.connect(self._schedule_preview)
+
+    def stop_tasks(self) -> None:
+        """Stop the levelling running in the background (the Alt+X shortcut)."""
+        if self.runner.busy:
+            self.runner.stop()
+
+    # ----------------------------------------------------------------- channel
+
+    def _fill_channels(self, *args) -> None:
+        """List the channels of the chosen image's file (disabled without a file)."""
+        from ...io import list_channels
+
+        layer = self.image.layer()
+        source = source_path_of(layer) if layer is not None else None
+        meta = (layer.metadata or {}) if layer is not None else {}
+        channels: list[str] = []
+        derived = any(key in meta for key in _DERIVED)  # cleaned, preview, pipeline
+        if source is not None and source.exists() and not derived:
+            channels = list(meta.get("channels") or [])
+            if not channels:
+                try:
+                    channels = list_channels(source)
+                except (OSError, ValueError):
+                    channels = []
+        current = meta.get("channel")
+        if current and current not in channels:
+            channels.insert(0, str(current))
+        self.channel.blockSignals(True)
+        self.channel.clear()
+        self.channel.addItems([str(c) for c in channels] or ["(no file: one channel)"])
+        if current:
+            self.channel.setCurrentIndex(max(self.channel.findText(str(current)), 0))
+        self.channel.blockSignals(False)
+        self.channel.setEnabled(len(channels) > 1 and not self.runner.busy)
+
+    @guarded
+    def set_channel(self, channel: str):
+        """Reload the chosen image layer with ``channel`` of its file, and remember it."""
+        from ...io import read_stack
+
+        layer = self.image.layer()
+        source = source_path_of(layer) if layer is not None else None
+        derived = layer is not None and any(key in (layer.metadata or {}) for key in _DERIVED)
+        if layer is None or source is None or not source.exists() or derived:
+            self.status.setText("the image has no file to read another channel from")
+            return None
+        if channel == (layer.metadata or {}).get("channel"):
+            return None
+
+        def work(progress, stop):
+            return read_stack(source, channel)
+
+        def show(stack):
+            heights = stack.heights[0] if layer.ndim == 2 else stack.heights
+            meta = dict(layer.metadata or {})
+            meta.update(channel=stack.channel, afm_metadata=stack.metadata)
+            layer.data = heights
+            layer.metadata = meta
+            layer.contrast_limits = robust_contrast_limits(heights)
+            remember_channel(source, stack.channel)
+            self._fill_channels()
+            self.status.setText(
+                f"layer {layer.name!r} now shows channel {stack.channel!r} of {source.name} "
+                "(remembered for this file)"
+            )
+
+        return self.runner.start(work, on_done=show, message=f"reading channel {channel!r}…")
 
     # ----------------------------------------------------------------- settings
 
@@ -216,9 +321,8 @@ class CleanWidget(QWidget):
 
         def show(levelled):
             kwargs = image_layer_kwargs(
-                levelled, px, name, {"frame": index, "levelling": settings.to_dict()}
+                levelled, px, name, {"frame": index, "levelling": settings.to_dict()}, like=layer
             )
-            kwargs["translate"] = tuple(layer.translate)[-2:]
             add_or_update_layer(self.viewer, levelled, kwargs, "image")
             self.status.setText(f"preview of frame {index} in layer {name!r}")
 
@@ -246,7 +350,6 @@ class CleanWidget(QWidget):
         px = pixel_size_of(layer)
         meta_in = dict(layer.metadata or {})
         name = f"{layer.name} cleaned"
-        translate = tuple(layer.translate)
 
         def work(progress, stop):
             cleaned = level_stack(stack, settings, progress=progress, stop=stop)
@@ -262,10 +365,10 @@ class CleanWidget(QWidget):
             cleaned, info = result
             if layer.ndim == 2:
                 cleaned = cleaned[0]
-            meta = {k: meta_in[k] for k in ("source", "format", "frame_times_s") if k in meta_in}
+            keep = ("source", "format", "channel", "frame_times_s")
+            meta = {k: meta_in[k] for k in keep if k in meta_in}
             meta.update(info, cleaned_from=layer.name)
-            kwargs = image_layer_kwargs(cleaned, px, name, meta)
-            kwargs["translate"] = translate
+            kwargs = image_layer_kwargs(cleaned, px, name, meta, like=layer)
             self.result_layer = add_or_update_layer(self.viewer, cleaned, kwargs, "image")
             if f"{layer.name} preview" in self.viewer.layers:
                 self.viewer.layers[f"{layer.name} preview"].visible = False

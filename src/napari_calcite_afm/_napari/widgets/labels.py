@@ -4,7 +4,10 @@
   package's fixed colours (1 multilayer pit, 2 terrace, 3 monolayer pit);
 - the legend's buttons set the class the brush paints (``selected_label``);
 - "Propose from threshold" fills a starting point by Otsu's threshold on the heights
-  (below: pit, above: terrace), per frame;
+  (below: pit, above: terrace), per frame, through the Labels layer's history: one
+  Ctrl+Z (napari's undo) gives the painted labels back;
+- Alt+1, Alt+2, Alt+3 choose the class of the brush, Alt+0 the eraser (see
+  :mod:`._shortcuts`);
 - labels are saved / loaded as TIFF through :mod:`napari_calcite_afm.io`;
 - painted labels are autosaved (debounced) to ``<image stem>.labels.autosave.tif`` next
   to the image, or to the user cache folder (see :mod:`._autosave`); creating labels for
@@ -34,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...labels import LABEL_COLORS, LABEL_NAMES
+from ..conventions import apply_conventions
 from ..layers import (
     current_frame,
     labels_layer_kwargs,
@@ -43,12 +47,26 @@ from ..layers import (
 )
 from ._autosave import _inside_package, autosave_path_for, cache_dir
 from ._qt import LayerChooser, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
+from ._shortcuts import shortcut_text
 from ._tasks import TaskRunner, expected_errors, guarded, notify_info
 
-__all__ = ["AUTOSAVE_DELAY_MS", "LabelsWidget", "autosave_path_for", "cache_dir", "otsu_labels"]
+__all__ = [
+    "AUTOSAVE_DELAY_MS",
+    "UNDO_LIMIT_PIXELS",
+    "LabelsWidget",
+    "apply_proposal",
+    "autosave_path_for",
+    "cache_dir",
+    "otsu_labels",
+]
 
 #: Milliseconds of quiet after the last brush stroke before the labels are autosaved.
 AUTOSAVE_DELAY_MS = 2000
+
+#: A proposal that changes more pixels than this is not kept in the undo history (about
+#: 8 bytes a pixel); the widget then asks before it overwrites painted labels.
+UNDO_LIMIT_PIXELS = 8_000_000
 
 
 def _swatch(rgba) -> QIcon:
@@ -81,6 +99,58 @@ def otsu_labels(frame: np.ndarray) -> np.ndarray:
     out[finite & (z <= threshold)] = 1
     out[finite & (z > threshold)] = 2
     return out
+
+
+def _changes(data: np.ndarray, proposed: dict[int, np.ndarray]):
+    """For each proposed frame: the indices (small integers) and values that change."""
+    dtype = np.min_scalar_type(max(data.shape))
+    for index, frame_labels in proposed.items():
+        current = data if data.ndim == 2 else data[index]
+        rows, cols = np.nonzero(current != frame_labels)
+        if not rows.size:
+            continue
+        values = frame_labels[rows, cols]
+        rows, cols = rows.astype(dtype), cols.astype(dtype)
+        if data.ndim == 2:
+            yield (rows, cols), values
+        else:
+            yield (np.full(rows.size, index, dtype=dtype), rows, cols), values
+
+
+def apply_proposal(layer, proposed: dict[int, np.ndarray], *, undoable: bool = True) -> int:
+    """Write proposed labels (frame index -> labels) into a Labels layer.
+
+    With ``undoable``, the change goes through the layer's history
+    (``Labels.data_setitem`` inside ``Labels.block_history``): one undo (Ctrl+Z in
+    napari) restores the labels as they were. Returns the number of pixels changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari.layers import Labels
+    >>> layer = Labels(np.zeros((2, 4, 4), np.uint8))
+    >>> layer.data[0, 0, 0] = 2                      # a painted pixel
+    >>> apply_proposal(layer, {0: np.ones((4, 4), np.uint8)})
+    16
+    >>> layer.undo()
+    >>> int(layer.data[0, 0, 0]), int(layer.data[0].sum())
+    (2, 2)
+    """
+    data = np.asarray(layer.data)
+    changed = 0
+    if not undoable:
+        for index, frame_labels in proposed.items():
+            target = data if data.ndim == 2 else data[index]
+            changed += int(np.count_nonzero(target != frame_labels))
+            target[...] = frame_labels
+        layer.data = data  # a data event: refresh + autosave
+    else:
+        with layer.block_history():
+            for indices, values in _changes(data, proposed):
+                layer.data_setitem(indices, values, refresh=False)
+                changed += int(values.size)
+    layer.refresh()
+    return changed
 
 
 class LabelsWidget(QWidget):
@@ -125,7 +195,8 @@ class LabelsWidget(QWidget):
         self.propose_button.setToolTip(
             "a starting point: heights below Otsu's threshold → multilayer pit, above → "
             "terrace. Use it on cleaned (levelled) heights, then correct with the brush. "
-            "It overwrites the chosen frame(s)."
+            "It overwrites the chosen frame(s); Ctrl+Z (napari's undo, with the labels "
+            "layer selected) brings the painted labels back."
         )
         self.save_button = QPushButton("Save labels…")
         self.load_button = QPushButton("Load labels…")
@@ -148,7 +219,9 @@ class LabelsWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-        self.runner = TaskRunner(self, [self.propose_button], self.progress, status=self.status)
+        self.runner = TaskRunner(
+            self, [self.propose_button], self.progress, status=self.status, name="Labels"
+        )
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.setInterval(AUTOSAVE_DELAY_MS)
@@ -161,6 +234,34 @@ class LabelsWidget(QWidget):
         self.class_buttons.idClicked.connect(self.set_class)
         self.n_classes.currentIndexChanged.connect(self._update_classes)
         self._update_classes()
+        for value, action in ((1, "class 1"), (2, "class 2"), (3, "class 3"), (0, "erase")):
+            button = self.class_buttons.button(value)
+            button.setText(f"{button.text()}   [{shortcut_text(action)}]")
+            button.setToolTip(f"paint this class (shortcut {shortcut_text(action)})")
+        register_shortcut(viewer, "class 1", self.shortcut_class_1)
+        register_shortcut(viewer, "class 2", self.shortcut_class_2)
+        register_shortcut(viewer, "class 3", self.shortcut_class_3)
+        register_shortcut(viewer, "erase", self.shortcut_erase)
+        apply_conventions(viewer)
+
+    # the keyboard shortcuts (bound methods: the registry holds them weakly)
+    def shortcut_class_1(self) -> None:
+        """Alt+1: paint multilayer pits."""
+        self.set_class(1)
+
+    def shortcut_class_2(self) -> None:
+        """Alt+2: paint terraces."""
+        self.set_class(2)
+
+    def shortcut_class_3(self) -> None:
+        """Alt+3: paint monolayer pits (switches to 3 classes)."""
+        if self.n_classes.currentData() != 3:
+            self.n_classes.setCurrentIndex(self.n_classes.findData(3))
+        self.set_class(3)
+
+    def shortcut_erase(self) -> None:
+        """Alt+0: erase."""
+        self.set_class(0)
 
     # ----------------------------------------------------------------- classes
 
@@ -227,8 +328,7 @@ class LabelsWidget(QWidget):
             if restored:
                 layer.data = data
         else:
-            kwargs = labels_layer_kwargs(data, pixel_size_of(image), name)
-            kwargs["translate"] = tuple(image.translate)
+            kwargs = labels_layer_kwargs(data, pixel_size_of(image), name, like=image)
             kwargs["metadata"]["image"] = image.name
             layer = self.viewer.add_labels(data, **kwargs)
         self._attach(layer, path)
@@ -349,20 +449,37 @@ class LabelsWidget(QWidget):
             return out
 
         def show(proposed):
-            data = np.asarray(layer.data)
-            for index, frame_labels in proposed.items():
-                if data.ndim == 2:
-                    data[...] = frame_labels
-                else:
-                    data[index] = frame_labels
-            layer.data = data  # a data event: refresh + autosave
-            layer.refresh()
+            size = sum(int(v.size) for v in proposed.values())
+            undoable = size <= UNDO_LIMIT_PIXELS
+            if not undoable and not self._confirm_overwrite(layer, proposed):
+                self.status.setText("proposal cancelled: the painted labels are kept")
+                return
+            changed = apply_proposal(layer, proposed, undoable=undoable)
             self.status.setText(
-                f"proposed labels on {len(proposed)} frame(s) by Otsu's threshold: "
-                "correct them with the brush"
+                f"proposed labels on {len(proposed)} frame(s) by Otsu's threshold "
+                f"({changed} pixels changed): correct them with the brush"
+                + ("; Ctrl+Z on the labels layer undoes the proposal" if undoable else "")
             )
 
         return self.runner.start(work, on_done=show, message="thresholding…")
+
+    def _confirm_overwrite(self, layer, proposed) -> bool:
+        """Ask before a proposal too big for the undo history overwrites painted pixels."""
+        data = np.asarray(layer.data)
+        painted = sum(
+            int(np.count_nonzero(data if data.ndim == 2 else data[index])) for index in proposed
+        )
+        if painted == 0:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Overwrite painted labels?",
+            f"The proposal covers {len(proposed)} frame(s) and would overwrite {painted} "
+            "painted pixels. It is too big to be undone with Ctrl+Z. Overwrite them?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No,
+        )
+        return answer == QMessageBox.Yes
 
     # ----------------------------------------------------------------- save / load
 

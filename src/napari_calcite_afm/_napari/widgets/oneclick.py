@@ -4,13 +4,16 @@ A thin layer over :func:`napari_calcite_afm.pipeline.run_pipeline` (the same cal
 ``calcite-afm run``): from an image layer or a file, in a background thread. The cleaned
 stack and the masks come back as layers, the Statistics widget opens with the parameters
 against time, and everything can be exported to a folder
-(:func:`napari_calcite_afm.pipeline.write_outputs`).
+(:func:`napari_calcite_afm.pipeline.write_outputs`). A model trained at a pixel size more
+than twice finer or coarser than the movie's gets a napari warning
+(:mod:`..pixel_size`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 
 import napari
@@ -28,6 +31,7 @@ from qtpy.QtWidgets import (
 
 from ..._util import parse_lags
 from ...errors import CalciteAFMError
+from ..conventions import apply_conventions
 from ..layers import (
     add_or_update_layer,
     image_layer_kwargs,
@@ -35,8 +39,10 @@ from ..layers import (
     layer_stack,
     pixel_size_of,
 )
+from ..pixel_size import pixel_size_warning
 from ._model_chooser import ModelChooser, load_spec
 from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
 from ._tasks import TaskRunner, guarded, notify_warning
 
 __all__ = ["STAGES", "OneClickWidget"]
@@ -65,6 +71,16 @@ def _overall(info: dict) -> dict:
     n = max(int(info.get("n_frames") or 1), 1)
     done = (int(info.get("frame") or 0) + 1) / n
     return {"fraction": lo + (hi - lo) * min(done, 1.0), "stage": info.get("stage")}
+
+
+def _warn_pixel_size(model, pixel_size_nm, what: str) -> bool:
+    """Emit the pixel-size warning (shown by the task runner); True once it is judged."""
+    if pixel_size_nm is None:
+        return False
+    text = pixel_size_warning(model, float(pixel_size_nm), what)
+    if text:
+        warnings.warn(text, UserWarning, stacklevel=2)
+    return True
 
 
 def _file_row(line: QLineEdit, button: QPushButton) -> QWidget:
@@ -136,6 +152,7 @@ class OneClickWidget(QWidget):
             self.progress,
             self.stop_button,
             self.status,
+            name="Segment and fit",
         )
         self.input_kind.currentIndexChanged.connect(self._update_input)
         self.browse.clicked.connect(lambda *_: self._browse_input())
@@ -143,6 +160,13 @@ class OneClickWidget(QWidget):
         self.run_button.clicked.connect(lambda *_: self.run())
         self.export_button.clicked.connect(lambda *_: self.export())
         self._update_input()
+        register_shortcut(viewer, "stop", self.stop_tasks)
+        apply_conventions(viewer)
+
+    def stop_tasks(self) -> None:
+        """Stop the run in the background (the Alt+X shortcut)."""
+        if self.runner.busy:
+            self.runner.stop()
 
     # ----------------------------------------------------------------- inputs
 
@@ -184,14 +208,16 @@ class OneClickWidget(QWidget):
                 raise CalciteAFMError("choose an AFM file or folder first")
             source = Path(text)
             name = source.stem or source.name
-            translate = None
+            like = None
+            what = f"{source.name}"
         else:
             layer = self.image.layer()
             if layer is None:
                 raise CalciteAFMError("choose an image layer first")
             source = layer_stack(layer)
             name = layer.name
-            translate = tuple(layer.translate)
+            like = layer
+            what = f"layer {layer.name!r}"
             kwargs["pixel_size_nm"] = pixel_size_of(layer)
             times = (layer.metadata or {}).get("frame_times_s")
             if times is not None and len(times) > 1:
@@ -202,7 +228,8 @@ class OneClickWidget(QWidget):
 
             progress({"stage": "read", "frame": 0, "n_frames": 1})
             model = load_spec(spec)
-            return run_pipeline(
+            warned = _warn_pixel_size(model, kwargs.get("pixel_size_nm"), what)
+            result = run_pipeline(
                 source,
                 model=model,
                 config=config,
@@ -210,28 +237,35 @@ class OneClickWidget(QWidget):
                 stop=stop,
                 **kwargs,
             )
+            if not warned:  # a file: its pixel size is known once read
+                _warn_pixel_size(model, result.pixel_size_nm, what)
+            return result
 
         def report(info):
             if info.get("stage"):
                 self.status.setText(f"{info['stage']}…")
 
         def done(result):
-            self.show_result(result, name, translate)
+            self.show_result(result, name, like)
 
         return self.runner.start(work, on_done=done, on_progress=report, message="running…")
 
-    def show_result(self, result, name: str, translate=None) -> None:
-        """Add the cleaned stack and the masks as layers and open the Statistics plots."""
+    def show_result(self, result, name: str, like=None) -> None:
+        """Add the cleaned stack and the masks as layers and open the Statistics plots.
+
+        ``like``: the input layer, whose scale, translation and axes the new layers take
+        (without it, the time axis comes from the run's frame times).
+        """
         self.result = result
         px = result.pixel_size_nm
         times = [float(t) for t in np.asarray(result.frame_times_s, float)]
         meta = {"frame_times_s": times, "pipeline": result.summary.get("config")}
         if result.shifts_px is not None:
             meta["drift_shifts_px"] = np.asarray(result.shifts_px).round(3).tolist()
-        ikw = image_layer_kwargs(result.cleaned, px, f"{name} cleaned", meta)
-        lkw = labels_layer_kwargs(result.labels, px, f"{name} segmentation")
-        if translate is not None:
-            ikw["translate"] = lkw["translate"] = translate
+        ikw = image_layer_kwargs(result.cleaned, px, f"{name} cleaned", meta, like=like)
+        lkw = labels_layer_kwargs(
+            result.labels, px, f"{name} segmentation", {"frame_times_s": times}, like=like
+        )
         cleaned = add_or_update_layer(self.viewer, result.cleaned, ikw, "image")
         labels = add_or_update_layer(self.viewer, result.labels, lkw, "labels")
         self.layers = {"cleaned": cleaned, "labels": labels}

@@ -4,9 +4,15 @@ A thin layer over :func:`napari_calcite_afm.predict.predict_stack`: choose the i
 the model (shipped default, the one just trained, or a file), segment the frame under the
 time slider or the whole stack in a background thread, and get a Labels layer with the
 package's fixed colours overlaid on the image (plus, optionally, an uncertainty image).
+
+When the model was trained at a pixel size more than twice finer or coarser than the
+image's, a napari warning says so and what to do (:mod:`..pixel_size`). Alt+S segments,
+Alt+X stops.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import napari
 import numpy as np
@@ -19,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...labels import LABEL_NAMES
+from ..conventions import apply_conventions
 from ..layers import (
     current_frame,
     image_layer_kwargs,
@@ -26,8 +33,11 @@ from ..layers import (
     layer_stack,
     pixel_size_of,
 )
+from ..pixel_size import pixel_size_warning
 from ._model_chooser import ModelChooser, load_spec
 from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
+from ._shortcuts import shortcut_text
 from ._tasks import TaskRunner, guarded
 
 __all__ = ["SegmentWidget", "show_segmentation"]
@@ -70,8 +80,7 @@ def show_segmentation(viewer, image, labels, frames, *, uncertainty_map=None, na
         if layer is not None:
             viewer.layers.remove(layer)
         data = np.zeros(shape, np.uint8)
-        kwargs = labels_layer_kwargs(data, px, name)
-        kwargs["translate"] = tuple(image.translate)
+        kwargs = labels_layer_kwargs(data, px, name, like=image)
         kwargs["metadata"]["image"] = image.name
         layer = viewer.add_labels(data, **kwargs)
     data = np.asarray(layer.data)
@@ -99,9 +108,8 @@ def show_segmentation(viewer, image, labels, frames, *, uncertainty_map=None, na
             viewer.layers[uname].data = udata
             viewer.layers[uname].refresh()
         else:
-            kwargs = image_layer_kwargs(udata, px, uname, {"uncertainty": "entropy"})
+            kwargs = image_layer_kwargs(udata, px, uname, {"uncertainty": "entropy"}, like=image)
             kwargs.update(colormap="magma", contrast_limits=(0.0, 1.0), visible=True)
-            kwargs["translate"] = tuple(image.translate)
             viewer.add_image(udata, **kwargs)
         # keep the masks on top of the uncertainty
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
@@ -127,7 +135,9 @@ class SegmentWidget(QWidget):
             "normalised entropy of the class probabilities: bright where the network hesitates"
         )
         self.segment_button = QPushButton("Segment")
+        self.segment_button.setToolTip(f"segment (shortcut {shortcut_text('segment')})")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip(f"stop (shortcut {shortcut_text('stop')})")
         self.progress = progress_bar()
         self.status = status_label()
 
@@ -145,9 +155,27 @@ class SegmentWidget(QWidget):
         layout.addStretch(1)
 
         self.runner = TaskRunner(
-            self, [self.segment_button], self.progress, self.stop_button, self.status
+            self,
+            [self.segment_button],
+            self.progress,
+            self.stop_button,
+            self.status,
+            name="Segment",
         )
         self.segment_button.clicked.connect(lambda *_: self.segment())
+        register_shortcut(viewer, "segment", self.shortcut_segment)
+        register_shortcut(viewer, "stop", self.stop_tasks)
+        apply_conventions(viewer)
+
+    def shortcut_segment(self) -> None:
+        """Alt+S: segment, unless segmenting already."""
+        if not self.runner.busy:
+            self.segment()
+
+    def stop_tasks(self) -> None:
+        """Stop the segmentation running in the background (the Alt+X shortcut)."""
+        if self.runner.busy:
+            self.runner.stop()
 
     @guarded
     def segment(self, scope: str | None = None):
@@ -165,12 +193,17 @@ class SegmentWidget(QWidget):
         meta = dict(image.metadata or {})
         want_uncertainty = self.show_uncertainty.isChecked()
         description = self.model.description()
+        px = pixel_size_of(image)
+        what = f"layer {image.name!r}"
 
         def work(progress, stop):
             from ...segmentation import predict_stack, uncertainty
 
             progress({"stage": "loading the model"})
             model = load_spec(spec)
+            text = pixel_size_warning(model, px, what)
+            if text:
+                warnings.warn(text, UserWarning, stacklevel=1)
             levelled = _already_levelled(meta, model)
 
             def report(info):

@@ -9,7 +9,11 @@ A thin layer over :func:`napari_calcite_afm.stats.fit_frame`,
   table of the seven parameters with the goodness of fit;
 - tab "Against time" fits every frame in a background thread and draws each parameter
   against time;
-- the table exports to CSV, the figures to PNG and SVG.
+- the table exports to CSV, the figures to PNG and SVG (black on white; the frame's
+  figure as the command line writes it, with the frame itself, its scale bar in nm and
+  its colorbar).
+
+The plots take the colours of napari's theme (dark by default).
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from qtpy.QtWidgets import (
 
 from ..._util import parse_lags
 from ...errors import CalciteAFMError
+from ..conventions import apply_conventions
 from ..layers import current_frame, layer_stack, pixel_size_of
 from ._qt import LayerChooser, MplCanvas, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
 from ._tasks import TaskRunner, guarded
 
 __all__ = ["PARAMETERS", "StatisticsWidget"]
@@ -77,6 +83,7 @@ class StatisticsWidget(QWidget):
         self.viewer = viewer
         self.fit = None  # FrameFit of the current frame
         self.fit_frame_index: int | None = None
+        self.fit_heights: np.ndarray | None = None  # that frame's heights (nm)
         self.rows: list[dict] = []  # the time table (one row per frame and lag)
         self.fits: list = []
         self.artists: dict = {}
@@ -94,9 +101,14 @@ class StatisticsWidget(QWidget):
         self._lay_out()
 
         self.runner = TaskRunner(
-            self, [self.fit_all_button], self.progress, self.stop_button, self.status
+            self,
+            [self.fit_all_button],
+            self.progress,
+            self.stop_button,
+            self.status,
+            name="Statistics",
         )
-        self.frame_runner = TaskRunner(self)
+        self.frame_runner = TaskRunner(self, name="Statistics (current frame)")
         self.frame_runner.finished.connect(self._frame_finished)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -105,7 +117,15 @@ class StatisticsWidget(QWidget):
 
         self._fill_lags()
         self._connect(viewer)
+        apply_conventions(viewer)
+        register_shortcut(viewer, "stop", self.stop_tasks)
         self._schedule()
+
+    def stop_tasks(self) -> None:
+        """Stop the fits running in the background (the Alt+X shortcut)."""
+        for runner in (self.runner, self.frame_runner):
+            if runner.busy:
+                runner.stop()
 
     # ----------------------------------------------------------------- building
 
@@ -132,7 +152,7 @@ class StatisticsWidget(QWidget):
 
     def _make_frame_tab(self) -> QWidget:
         """Tab 1: the current frame's histograms and the parameter table."""
-        self.frame_plot = MplCanvas(4.2, 5.0)
+        self.frame_plot = MplCanvas(4.2, 5.0, viewer=self.viewer)
         self.table = QTableWidget(len(PARAMETERS), 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "meaning"])
         self.table.verticalHeader().setVisible(False)
@@ -160,7 +180,7 @@ class StatisticsWidget(QWidget):
         """Tab 2: "Fit all frames" and the parameters against time."""
         self.fit_all_button = QPushButton("Fit all frames")
         self.stop_button = QPushButton("Stop")
-        self.time_plot = MplCanvas(4.2, 7.5)
+        self.time_plot = MplCanvas(4.2, 7.5, viewer=self.viewer)
         self.time_plot.setMinimumHeight(580)
         self._now_lines: list = []
         scroll = QScrollArea()
@@ -289,7 +309,7 @@ class StatisticsWidget(QWidget):
             return fit_frame(frame, labels, **kwargs)
 
         def show(fit):
-            self.fit, self.fit_frame_index = fit, index
+            self.fit, self.fit_frame_index, self.fit_heights = fit, index, frame
             self._draw_frame()
 
         return self.frame_runner.start(work, on_done=show)
@@ -458,23 +478,39 @@ class StatisticsWidget(QWidget):
 
     @guarded
     def export_figures(self, folder: str | os.PathLike | None = None):
-        """Save the figures shown as PNG and SVG into ``folder``; returns the paths."""
+        """Save the figures as PNG and SVG into ``folder`` (black on white); returns the paths.
+
+        ``fit_frameNNNN``: the current frame as the command line draws it, with the frame
+        itself (scale bar in nm, colorbar "height (nm)") before its histograms;
+        ``parameters_vs_time``: the plots of the second tab, after "Fit all frames".
+        """
         if folder is None:
             folder = QFileDialog.getExistingDirectory(self, "Export figures to folder")
             if not folder:
                 return None
+        from ...plotting import frame_figure
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
-        figures = []
         if self.fit is not None:
-            figures.append((self.frame_plot.figure, f"fit_frame{self.fit_frame_index:04d}"))
-        if self.rows:
-            figures.append((self.time_plot.figure, "parameters_vs_time"))
-        for figure, stem in figures:
+            image = self.image.layer()
+            time_s = next((r.get("time_s") for r in self.frame_rows()), math.nan)
+            figure = frame_figure(
+                self.fit,
+                frame=self.fit_frame_index,
+                time_s=float(time_s) if time_s is not None else math.nan,
+                heights=self.fit_heights,
+                pixel_size_nm=pixel_size_of(image) if image is not None else None,
+            )
             for ext in ("png", "svg"):
-                path = folder / f"{stem}.{ext}"
+                path = folder / f"fit_frame{self.fit_frame_index:04d}.{ext}"
                 figure.savefig(path, dpi=150)
+                written.append(path)
+        if self.rows:
+            for ext in ("png", "svg"):
+                path = folder / f"parameters_vs_time.{ext}"
+                self.time_plot.savefig(path, dpi=150)
                 written.append(path)
         self.status.setText(f"wrote {len(written)} files to {folder}")
         return written

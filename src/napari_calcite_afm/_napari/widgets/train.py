@@ -6,6 +6,9 @@ in a background thread: napari stays responsive, the plot shows the training los
 validation accuracy as they come, Stop ends training cleanly and keeps the best model so
 far, which is also checkpointed to the cache folder all along (never lost). The result
 goes to the shared registry, so the Segment widget can use "the model just trained".
+The model records the pixel size of the frames it learnt from (``info["pixel_size_nm"]``),
+so Segment can warn when it meets another scale. Alt+T trains, Alt+X stops; the plot
+takes the colours of napari's theme.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ from qtpy.QtWidgets import (
 )
 
 from ...errors import CalciteAFMError
-from ..layers import current_frame, layer_stack
+from ..conventions import apply_conventions
+from ..layers import current_frame, layer_stack, pixel_size_of
 from . import _state
 from ._autosave import cache_dir
 from ._qt import LayerChooser, MplCanvas, form_layout, progress_bar, run_row, status_label
+from ._shortcuts import register as register_shortcut
+from ._shortcuts import shortcut_text
 from ._tasks import TaskRunner, guarded, notify_info
 
 __all__ = ["NETWORKS", "TrainWidget", "training_pairs"]
@@ -156,11 +162,13 @@ class TrainWidget(QWidget):
             "as it is now ('… training preview' layer)"
         )
         self.train_button = QPushButton("Train")
+        self.train_button.setToolTip(f"start training (shortcut {shortcut_text('train')})")
         self.stop_button = QPushButton("Stop (keeps the best model)")
+        self.stop_button.setToolTip(f"stop training (shortcut {shortcut_text('stop')})")
         self.save_button = QPushButton("Save model…")
         self.save_button.setEnabled(False)
         self.progress = progress_bar()
-        self.plot = MplCanvas(4.0, 2.6)
+        self.plot = MplCanvas(4.0, 2.6, viewer=viewer)
         self.status = status_label()
 
         form = form_layout()
@@ -181,12 +189,25 @@ class TrainWidget(QWidget):
         layout.addWidget(self.status)
 
         self.runner = TaskRunner(
-            self, [self.train_button], self.progress, self.stop_button, self.status
+            self, [self.train_button], self.progress, self.stop_button, self.status, name="Train"
         )
         self.train_button.clicked.connect(lambda *_: self.train())
         self.save_button.clicked.connect(lambda *_: self.save_model())
         viewer.dims.events.current_step.connect(self._follow_slider)
         self._init_plot()
+        register_shortcut(viewer, "train", self.shortcut_train)
+        register_shortcut(viewer, "stop", self.stop_tasks)
+        apply_conventions(viewer)
+
+    def shortcut_train(self) -> None:
+        """Alt+T: train, unless training already."""
+        if not self.runner.busy:
+            self.train()
+
+    def stop_tasks(self) -> None:
+        """Stop training (the best model so far is kept; the Alt+X shortcut)."""
+        if self.runner.busy:
+            self.runner.stop()
 
     # ----------------------------------------------------------------- plot
 
@@ -288,6 +309,7 @@ class TrainWidget(QWidget):
         self._follow_slider()
         stack = layer_stack(image)
         live = self.live.isChecked()
+        px = pixel_size_of(image)
         levelled_cache: dict[int, np.ndarray] = {}
         preview_name = f"{image.name} training preview"
 
@@ -295,7 +317,9 @@ class TrainWidget(QWidget):
             from ...segmentation import predict_frame, train_model
 
             def monitor(model):
-                # in the worker thread, at each validation: segment the viewed frame
+                # in the worker thread, at each validation: the checkpoints record the
+                # training pixel size, and the viewed frame is segmented
+                model.info.setdefault("pixel_size_nm", px)
                 if live:
                     index = self._preview_index
                     if index not in levelled_cache:
@@ -341,6 +365,10 @@ class TrainWidget(QWidget):
 
         def done(result):
             self.result = result
+            if result.model.info.get("pixel_size_nm") != px:
+                result.model.info["pixel_size_nm"] = px
+                if self.checkpoint is not None and self.checkpoint.exists():
+                    result.model.save(self.checkpoint)  # the checkpoint records it too
             self.history = [dict(h) for h in result.history]
             self._update_plot()
             self.save_button.setEnabled(True)

@@ -1,0 +1,43 @@
+"""The warning for a model applied to heights of another pixel size."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from napari_calcite_afm._napari.pixel_size import (
+    SHIPPED_PIXEL_SIZE_NM,
+    model_pixel_size,
+    pixel_size_warning,
+)
+
+
+def _model(px=None, source=None):
+    return SimpleNamespace(info={} if px is None else {"pixel_size_nm": px}, source=source)
+
+
+@pytest.mark.parametrize(
+    ("image_px", "warned"),
+    [(11.7, False), (6.0, False), (23.0, False), (5.8, True), (24.0, True), (0.5, True)],
+)
+def test_warns_beyond_a_factor_of_two(image_px, warned):
+    text = pixel_size_warning(_model(11.7), image_px, "layer 'x'")
+    assert (text is not None) is warned
+    if warned:
+        assert "layer 'x'" in text and "Resample" in text
+        assert ("finer" in text) is (image_px < 11.7)
+
+
+def test_shipped_models_without_a_record_are_taken_at_11_7_nm():
+    from napari_calcite_afm.segmentation import load_default_model
+
+    model = load_default_model()
+    assert model_pixel_size(model) == (pytest.approx(SHIPPED_PIXEL_SIZE_NM), False)
+    model.info.pop("pixel_size_nm")
+    assert model_pixel_size(model) == (SHIPPED_PIXEL_SIZE_NM, True)
+    text = pixel_size_warning(model, 0.5)
+    assert "shipped models' training scale" in text
+    # a model of unknown origin without a record: nothing to compare with
+    assert pixel_size_warning(_model(None, "/tmp/mine.pt"), 0.5) is None
+    assert pixel_size_warning(_model(11.7), 0.0) is None
