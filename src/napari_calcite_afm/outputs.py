@@ -265,9 +265,14 @@ def run_summary(stack, model, settings, config, table, n_classes, shifts, valid,
     Returns
     -------
     dict
-        Keys ``package_version, source, format, shape, pixel_size_nm, n_classes, model,
-        levelling, config, drift_shifts_px, valid_region, timings_s, means``.
+        Keys ``package_version, source, format, shape, pixel_size_nm, n_classes, model
+        (with ``training_pixel_size_nm``), levelling, config, drift_shifts_px,
+        valid_region, timings_s, means, warnings`` (each a sentence; the model's pixel
+        size against the movie's, see
+        :func:`~napari_calcite_afm.segmentation.scale.pixel_size_warning`).
     """
+    from .segmentation.scale import model_pixel_size, pixel_size_warning
+
     first_lag = [r for r in table if r["lag_px"] == config.lags[0]] if config.lags else table
     return {
         "package_version": __version__,
@@ -280,11 +285,13 @@ def run_summary(stack, model, settings, config, table, n_classes, shifts, valid,
             "source": model.source or "in memory",
             "architecture": model.metadata()["architecture"],
             "normalisation": model.metadata()["normalisation"],
+            "training_pixel_size_nm": model_pixel_size(model)[0],
         },
         "levelling": settings.to_dict(),
         "config": config.to_dict(),
         "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
         "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
+        "warnings": [w for w in [pixel_size_warning(model, stack.pixel_size_nm, "the movie")] if w],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
     }

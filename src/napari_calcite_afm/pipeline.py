@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from .outputs import (
     write_table_csv,
 )
 from .outputs import write_json as _write_json  # noqa: F401  (the old private name)
+from .segmentation.scale import pixel_size_warning
 from .stats import FrameFit, fit_frame
 from .surface import mean_retreat_nm, pit_measures
 
@@ -401,6 +403,9 @@ def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
         else seg_model.level_settings
     )
     same_levelling = settings.to_dict() == seg_model.level_settings.to_dict()
+    scale_warning = pixel_size_warning(seg_model, stack.pixel_size_nm, what="the movie")
+    if scale_warning:
+        warnings.warn(scale_warning, UserWarning, stacklevel=3)
     return stack, seg_model, settings, same_levelling
 
 

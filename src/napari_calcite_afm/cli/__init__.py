@@ -10,7 +10,9 @@ subcommands that need them, so ``calcite-afm --help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import CalciteAFMError
@@ -49,6 +51,23 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Within the block, the library's warnings print as ``calcite-afm: warning: ...``."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if text not in seen:
+            seen.add(text)
+            _stderr(f"calcite-afm: warning: {text}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``calcite-afm``; returns the exit status.
 
@@ -81,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        return int(args.func(args) or 0)
+        with _one_line_warnings():
+            return int(args.func(args) or 0)
     except _UsageError as exc:
         _stderr(str(exc))
         return EXIT_USAGE

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from ..io import read_stack, write_tiff
     from ..pipeline import resolve_model
     from ..segmentation import predict_stack
+    from ..segmentation.scale import pixel_size_warning
 
     _check_paths(
         [("INPUT", args.input), ("--model", args.model)],
@@ -286,6 +288,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     )
     model = resolve_model(args.model)
     stack = read_stack(args.input, channel=args.channel)
+    scale_warning = pixel_size_warning(model, stack.pixel_size_nm, what="the movie")
+    if scale_warning:
+        warnings.warn(scale_warning, UserWarning, stacklevel=1)
     labels, probs = predict_stack(
         model,
         stack.heights,

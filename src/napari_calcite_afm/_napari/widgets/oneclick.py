@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 
 from ..._util import parse_lags
 from ...errors import CalciteAFMError
+from ...segmentation.scale import pixel_size_warning
 from ..conventions import apply_conventions
 from ..layers import (
     add_or_update_layer,
@@ -39,7 +40,6 @@ from ..layers import (
     layer_stack,
     pixel_size_of,
 )
-from ..pixel_size import pixel_size_warning
 from ._model_chooser import ModelChooser, load_spec
 from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
 from ._shortcuts import register as register_shortcut

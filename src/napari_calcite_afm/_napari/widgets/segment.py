@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...labels import LABEL_NAMES
+from ...segmentation.scale import pixel_size_warning
 from ..conventions import apply_conventions
 from ..layers import (
     current_frame,
@@ -33,7 +34,6 @@ from ..layers import (
     layer_stack,
     pixel_size_of,
 )
-from ..pixel_size import pixel_size_warning
 from ._model_chooser import ModelChooser, load_spec
 from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
 from ._shortcuts import register as register_shortcut

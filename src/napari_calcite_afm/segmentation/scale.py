@@ -3,9 +3,9 @@
 A segmentation network learns pit edges and terrace roughness at its training pixel
 size: the shipped models at 11.7 nm per pixel, while high-speed AFM movies are often
 0.5 nm per pixel. :func:`pixel_size_warning` says so, and what to do, when the image's
-pixel size differs from the model's by more than a factor of two. The Segment and
-one-click widgets emit it as a Python warning in their worker, which the task runner
-shows as a napari warning. No Qt here.
+pixel size differs from the model's by more than a factor of two. The one-click
+pipeline emits it as a Python warning and records it in the summary JSON, the CLI prints
+it on one line, and the Segment and one-click widgets show it as a napari warning.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from napari_calcite_afm._napari.pixel_size import (
+from napari_calcite_afm.segmentation.scale import (
     SHIPPED_PIXEL_SIZE_NM,
     model_pixel_size,
     pixel_size_warning,
