@@ -1,7 +1,9 @@
 """Fixtures of the io tests: the real instrument files and AFMReader as a reference.
 
 The files live in ``shared/data/afm-real`` beside the repository (or where
-``CALCITE_AFM_REAL_DATA`` points); tests that use them are skipped where they are absent.
+``CALCITE_AFM_REAL_DATA`` points), the corrupted regression inputs in
+``shared/data/bad-inputs`` (or ``CALCITE_AFM_BAD_INPUTS``); tests that use them are
+skipped where they are absent.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ import pytest
 from napari_calcite_afm.io import AFMStack, read_stack
 
 
-def _find_real_data() -> Path | None:
-    here = Path(__file__).resolve().parents[3] / "shared" / "data" / "afm-real"
+def _find_data(folder: str, env_name: str) -> Path | None:
+    here = Path(__file__).resolve().parents[3] / "shared" / "data" / folder
     if here.is_dir():
         return here
-    env = os.environ.get("CALCITE_AFM_REAL_DATA")
+    env = os.environ.get(env_name)
     if env and Path(env).is_dir():
         return Path(env)
     return None
 
 
-REAL = _find_real_data()
+REAL = _find_data("afm-real", "CALCITE_AFM_REAL_DATA")
+#: Corrupted copies of real files that once made the readers hang, crash or run away
+#: with memory (``shared/data/bad-inputs``, with a README of what each must do).
+BAD = _find_data("bad-inputs", "CALCITE_AFM_BAD_INPUTS")
 
 
 @pytest.fixture
@@ -35,6 +40,14 @@ def real_dir() -> Path:
     if REAL is None:
         pytest.skip("shared/data/afm-real not available")
     return REAL
+
+
+@pytest.fixture
+def bad_dir() -> Path:
+    """The folder of corrupted regression inputs (skipped where it is absent)."""
+    if BAD is None:
+        pytest.skip("shared/data/bad-inputs not available")
+    return BAD
 
 
 @pytest.fixture

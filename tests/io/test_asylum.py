@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import struct
+
 import numpy as np
 import pytest
 
@@ -57,3 +60,31 @@ def test_ibw_channel_names_are_cleaned_and_both_spellings_work(real, afmreader):
     np.testing.assert_array_equal(clean.heights, garbled.heights)
     with pytest.raises(AFMFileError, match="HeightRetrace, AmplitudeRetrace"):
         read_stack(path, "HeightTrace")
+
+
+def _ibw_with(real, tmp_path, offset: int, fmt: str, value):
+    """A copy of a small Asylum file with one header number replaced."""
+    data = bytearray(real("nanoafmr_AR_20211011.ibw").read_bytes())
+    struct.pack_into(fmt, data, offset, value)
+    path = tmp_path / "edited.ibw"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "match"),
+    [
+        (12, "<i", 1 << 30, "header declares 1074004512 bytes"),  # note size
+        (44, "<i", 2**31 - 1, "header declares"),  # dimension labels of layers
+        (16, "<i", -5, "section size is negative"),
+        (64 + 68, "<i", 1, "65536 points for dimensions (1, 128, 4)"),  # nDim[0]
+        (64 + 16, "<h", 0, "not a numeric Igor wave"),  # a text wave
+        (0, "<h", 2, "version 2, which holds no image"),
+        (0, "<h", 77, "not an Igor binary wave"),
+    ],
+)
+def test_ibw_header_is_checked_before_igor2_reads(real, tmp_path, offset, fmt, value, match):
+    path = _ibw_with(real, tmp_path, offset, fmt, value)
+    for call in (read_stack, list_channels):  # list_channels makes the same checks
+        with pytest.raises(AFMFileError, match=re.escape(match)):
+            call(path)

@@ -44,3 +44,30 @@ def test_bruker_second_channel_and_channel_list(real, afmreader):
     with pytest.raises(AFMFileError) as info:
         read_stack(path, "Phase")
     assert "Height, Amplitude" in info.value.problem and path.name in str(info.value)
+
+
+def _edited(real, tmp_path, old: bytes, new: bytes):
+    """A copy of a small NanoScope file with one header field changed."""
+    data = real("topostats_old_bruker.002").read_bytes()
+    assert old in data
+    path = tmp_path / "edited.002"
+    path.write_bytes(data.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (b"\\Bytes/pixel: 2", b"\\Bytes/pixel: 4294967296", "4294967296 bytes per pixel"),
+        (b"\\Data length: 40960", b"\\Data length: 99999999999", "declares 99999999999 bytes"),
+        (b"\\Data offset: 40960", b"\\Data offset: 4096000", "an image needs bytes 4096000"),
+        (b"\\Number of lines: 256", b"\\Number of lines: 000", "Number of lines is 0"),
+        (b"\\Bytes/pixel: 2", b"\\Bytes/pixel: two", "Bytes/pixel is b'two'"),
+    ],
+)
+def test_bruker_header_is_checked_before_pyspm_reads(real, tmp_path, old, new, match):
+    path = _edited(real, tmp_path, old, new)
+    for call in (read_stack, list_channels):
+        with pytest.raises(AFMFileError, match=match) as info:
+            call(path)
+        assert info.value.path == path

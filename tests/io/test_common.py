@@ -49,7 +49,7 @@ def test_zero_byte_file(tmp_path):
 
 def test_warnings_point_at_the_caller(tmp_path):
     # warnings issued deep inside the package name the caller's line, not the package's
-    path = write_tiff(tmp_path / "nm.tif", np.full((4, 4), 3.0), 1.0)
+    path = write_tiff(tmp_path / "nm.tif", np.full((8, 8), 3.0), 1.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         read_stack(path, z_unit="um")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
-from napari_calcite_afm.io import list_channels, read_stack
+from napari_calcite_afm.io import AFMFileError, list_channels, read_stack
 
 
 def test_gwy_matches_afmreader_where_afmreader_is_right(real, afmreader):
@@ -54,3 +56,28 @@ def test_gwy_files_afmreader_misreads(real, afmreader):
     assert corr > np.corrcoef(resampled[::-1].ravel(), target)[0, 1]
     sheared = ndimage.zoom(ref.astype(float), (256 / 220, 256 / 170), order=1)
     assert np.corrcoef(sheared.ravel(), target)[0, 1] < 0.6
+
+
+@pytest.mark.parametrize(
+    ("key", "fmt", "value", "match"),
+    [
+        (b"xres\x00i", "<i", -256, "has 256 x -256 pixels"),
+        (b"xreal\x00d", "<d", 1e-300, "outside what an AFM records"),
+        (b"xreal\x00d", "<d", float("nan"), "outside what an AFM records"),
+    ],
+)
+def test_gwy_corrupt_sizes_are_refused(real, tmp_path, key, fmt, value, match):
+    data = bytearray(real("synthetic_topostats_orientation_square.gwy").read_bytes())
+    at = data.index(key) + len(key)
+    struct.pack_into(fmt, data, at, value)
+    path = tmp_path / "edited.gwy"
+    path.write_bytes(bytes(data))
+    with pytest.raises(AFMFileError, match=match):
+        read_stack(path)
+
+
+def test_gwy_without_channels_is_refused_by_list_channels(tmp_path):
+    path = tmp_path / "empty.gwy"
+    path.write_bytes(b"GWYP" + b"GwyContainer\x00" + struct.pack("<I", 0))
+    with pytest.raises(AFMFileError, match="holds no image channel"):
+        list_channels(path)

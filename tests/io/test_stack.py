@@ -146,10 +146,10 @@ def test_list_with_different_frame_shapes_names_the_file(real):
 
 def test_folder_natural_order(tmp_path):
     for i in (10, 2, 1):
-        write_tiff(tmp_path / f"frame_{i}.tif", np.full((4, 5), float(i)), 2.0)
+        write_tiff(tmp_path / f"frame_{i}.tif", np.full((8, 9), float(i)), 2.0)
     (tmp_path / ".hidden.tif").write_bytes(b"junk")
     stack = read_stack(tmp_path)
-    assert stack.heights.shape == (3, 4, 5)
+    assert stack.heights.shape == (3, 8, 9)
     np.testing.assert_array_equal(stack.heights[:, 0, 0], [1.0, 2.0, 10.0])
     assert stack.pixel_size_nm == 2.0
     assert [Path(f).name for f in stack.metadata["files"]] == [
@@ -160,17 +160,17 @@ def test_folder_natural_order(tmp_path):
 
 
 def test_folder_with_mismatched_shapes(tmp_path):
-    write_tiff(tmp_path / "a.tif", np.zeros((4, 5)), 1.0)
-    write_tiff(tmp_path / "b.tif", np.zeros((6, 5)), 1.0)
+    write_tiff(tmp_path / "a.tif", np.zeros((8, 9)), 1.0)
+    write_tiff(tmp_path / "b.tif", np.zeros((10, 9)), 1.0)
     with pytest.raises(AFMFileError) as info:
         read_stack(tmp_path)
     assert info.value.path == tmp_path / "b.tif"
-    assert "(6, 5)" in info.value.problem and "(4, 5)" in info.value.problem
+    assert "(10, 9)" in info.value.problem and "(8, 9)" in info.value.problem
 
 
 def test_folder_with_mismatched_pixel_sizes(tmp_path):
-    write_tiff(tmp_path / "a.tif", np.zeros((4, 5)), 1.0)
-    write_tiff(tmp_path / "b.tif", np.zeros((4, 5)), 2.0)
+    write_tiff(tmp_path / "a.tif", np.zeros((8, 9)), 1.0)
+    write_tiff(tmp_path / "b.tif", np.zeros((8, 9)), 2.0)
     with pytest.raises(AFMFileError, match="pixel size"):
         read_stack(tmp_path)
 
@@ -205,13 +205,13 @@ def test_bad_arrays(tmp_path, array, match):
 
 
 def test_all_nan_frame_is_refused_partial_nan_kept(tmp_path):
-    movie = np.ones((3, 4, 5), np.float32)
+    movie = np.ones((3, 8, 9), np.float32)
     movie[0, 1, 1] = np.nan
     movie[1, 2, :] = np.inf
     np.save(tmp_path / "ok.npy", movie)
     stack = read_stack(tmp_path / "ok.npy")
     assert np.isnan(stack.heights[0, 1, 1]) and np.isnan(stack.heights[1, 2]).all()
-    assert np.isfinite(stack.heights).sum() == movie.size - 6
+    assert np.isfinite(stack.heights).sum() == movie.size - 10  # 1 NaN + a row of 9 inf
     movie[2] = np.nan
     np.save(tmp_path / "bad.npy", movie)
     with pytest.raises(AFMFileError, match="frame 2 holds no recorded pixel"):
@@ -224,3 +224,34 @@ def test_afmstack_properties():
     assert s.frame_interval_s is None and s.channel == "height" and s.format == "unknown"
     s.frame_times_s = np.array([0.0, 2.0, 4.0, 7.0])
     assert s.frame_interval_s == 2.0
+
+
+# ============================================================================= bounds
+def test_frames_smaller_than_8_pixels_are_refused(tmp_path):
+    np.save(tmp_path / "thin.npy", np.zeros((3, 128, 1)))
+    with pytest.raises(AFMFileError, match="frames of 128 x 1 pixels are too small"):
+        read_stack(tmp_path / "thin.npy")
+    np.save(tmp_path / "ok.npy", np.zeros((8, 8)))
+    assert read_stack(tmp_path / "ok.npy").shape == (8, 8)
+
+
+def test_heights_of_known_unit_are_bounded_unknown_unit_kept(tmp_path):
+    np.save(tmp_path / "h.npy", np.full((8, 8), 0.02))
+    with pytest.raises(AFMFileError, match="heights reach 2e\\+07 nm"):
+        read_stack(tmp_path / "h.npy", z_unit="m")  # 2 cm
+    assert read_stack(tmp_path / "h.npy", z_unit="um").heights[0, 0, 0] == pytest.approx(20.0)
+    np.save(tmp_path / "counts.npy", np.full((8, 8), 2.0e9))  # no unit: values as stored
+    assert read_stack(tmp_path / "counts.npy").heights[0, 0, 0] == 2.0e9
+    big = write_tiff(tmp_path / "big.tif", np.full((8, 8), 3e7), 1.0)  # nm in the file
+    with pytest.raises(AFMFileError, match="beyond anything an AFM measures"):
+        read_stack(big)
+
+
+def test_pixel_size_from_the_file_is_bounded_from_the_argument_only_positive(tmp_path):
+    np.savez(tmp_path / "a.npz", heights=np.zeros((8, 8)), pixel_size_nm=2e6)
+    with pytest.raises(AFMFileError, match="2e\\+06 nm, is outside"):
+        read_stack(tmp_path / "a.npz")
+    np.save(tmp_path / "b.npy", np.zeros((8, 8)))
+    assert read_stack(tmp_path / "b.npy", pixel_size_nm=2e6).pixel_size_nm == 2e6
+    with pytest.raises(AFMFileError, match="not a positive number"):
+        read_stack(tmp_path / "b.npy", pixel_size_nm=-1.0)

@@ -45,28 +45,28 @@ def test_tiff_round_trip_heights(tmp_path):
 
 
 def test_tiff_round_trip_2d_and_unit(tmp_path):
-    frame = np.arange(12, dtype=np.float64).reshape(3, 4)
+    frame = np.arange(80, dtype=np.float64).reshape(8, 10)
     out = write_tiff(tmp_path / "one.tiff", frame * 1e-3, 7.0, unit="um")
     stack = read_stack(out)
-    assert stack.heights.shape == (1, 3, 4)
+    assert stack.heights.shape == (1, 8, 10)
     np.testing.assert_allclose(stack.heights[0], frame, rtol=1e-6)  # um -> nm
     assert stack.frame_times_s is None and stack.frame_interval_s is None
 
 
 def test_tiff_round_trip_labels(tmp_path):
-    labels = np.zeros((2, 6, 7), dtype=np.int64)
+    labels = np.zeros((2, 8, 9), dtype=np.int64)
     labels[0, :3] = 1
     labels[1, 3:] = 3
     labels[:, :, 0] = 2
     out = write_tiff(tmp_path / "labels.tif", labels, 4.25)
     assert tifffile.imread(out).dtype == np.uint8
-    back = read_labels(out, shape=(2, 6, 7))
+    back = read_labels(out, shape=(2, 8, 9))
     assert back.dtype == np.uint8
     np.testing.assert_array_equal(back, labels)
     assert read_stack(out).pixel_size_nm == 4.25
     # a single frame comes back as one frame
     write_tiff(tmp_path / "one.tif", labels[0].astype(bool), 1.0)
-    assert read_labels(tmp_path / "one.tif").shape == (1, 6, 7)
+    assert read_labels(tmp_path / "one.tif").shape == (1, 8, 9)
 
 
 def test_write_tiff_is_atomic(tmp_path, monkeypatch):

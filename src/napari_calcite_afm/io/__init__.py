@@ -48,7 +48,11 @@ The package holds one concept per module:
 - :mod:`~napari_calcite_afm.io.write`: :func:`write_tiff`;
 - :mod:`~napari_calcite_afm.io.labels`: :func:`read_labels`;
 - :mod:`~napari_calcite_afm.io._common`: the helpers the readers share (errors, units,
-  channel choice).
+  channel choice);
+- :mod:`~napari_calcite_afm.io._limits`: what the readers refuse before they trust a
+  file (declared sizes against the file size, TIFF directory chains) and the bounds of
+  every result (pixel size 1e-3 to 1e6 nm, frames of at least 8 x 8 pixels, heights
+  within 1e7 nm).
 
 Examples
 --------

@@ -190,11 +190,6 @@ def _check_tiff_page(path: Path, page, file_size: int) -> None:
             )
 
 
-def _height_only(path: Path) -> list[str]:
-    """The channel list of single-channel formats (the file is not opened)."""
-    return ["height"]
-
-
 # ----------------------------------------------------------------------------- channels
 def _pick_channel(
     path: Path,

@@ -19,6 +19,7 @@ The default channel is the first of ``HeightRetrace``, ``HeightTrace``, ``Height
 from __future__ import annotations
 
 import contextlib
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -55,21 +56,67 @@ def _ibw_clean_labels(path: Path) -> list[str] | None:
         return None
 
 
-def _ibw_check_size(path: Path) -> None:
-    """Refuse an IBW v5 file shorter than the sections its header declares."""
-    with path.open("rb") as fh:
-        head = fh.read(64)
+# Igor wave data types (TN003): code -> bytes per value; 0x40 marks unsigned integers
+# and 0x01 complex values (two values per point).
+_IGOR_ITEMSIZE = {0x02: 4, 0x04: 8, 0x08: 1, 0x10: 2, 0x20: 4, 0x80: 8}
+_WAVE_HEADER5 = 320  # bytes of a version-5 wave header, before the data
+
+
+def _ibw_byte_order(path: Path, head: bytes) -> tuple[str, int]:
+    """The byte order (``"<"`` or ``">"``) and the version of an Igor binary wave."""
     if len(head) < 64:
         raise AFMFileError(path, "the file is truncated (shorter than an Igor header)")
-    version = struct.unpack_from("<h", head, 0)[0]
+    for order in ("<", ">"):
+        version = struct.unpack_from(order + "h", head, 0)[0]
+        if version in (1, 2, 3, 5):
+            return order, version
+    raise AFMFileError(
+        path, f"is not an Igor binary wave (version field {struct.unpack_from('<h', head)[0]})"
+    )
+
+
+def _ibw_check_size(path: Path) -> None:
+    """Refuse an Igor binary wave whose header declares sections or data that the file
+    does not hold, before igor2 reads (and allocates) them.
+
+    Asylum images are version 5 waves; older versions hold 1-D waves only and are
+    refused. No section size may be negative and all of them must fit in the file;
+    the wave header's point count must match its dimensions, its data type and the
+    data section.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(64 + _WAVE_HEADER5)
+    order, version = _ibw_byte_order(path, head)
     if version != 5:
-        return
-    sizes = struct.unpack_from("<iiii4i4iiii", head, 4)
-    need = 64 + sum(sizes)
-    have = path.stat().st_size
+        raise AFMFileError(
+            path, f"is an Igor binary wave of version {version}, which holds no image (Asylum: 5)"
+        )
+    sizes = struct.unpack_from(order + "iiii4i4iiii", head, 4)
+    if min(sizes) < 0:
+        raise AFMFileError(path, f"corrupt Igor header: a section size is negative ({min(sizes)})")
+    need, have = 64 + sum(sizes), path.stat().st_size
     if need > have:
         raise AFMFileError(
             path, f"the file is truncated: its header declares {need} bytes, the file has {have}"
+        )
+    if len(head) < 64 + _WAVE_HEADER5:
+        raise AFMFileError(path, "the file is truncated (shorter than an Igor wave header)")
+    npnts = struct.unpack_from(order + "i", head, 64 + 12)[0]
+    dtype = struct.unpack_from(order + "h", head, 64 + 16)[0]
+    dims = [d for d in struct.unpack_from(order + "4i", head, 64 + 68) if d > 0]
+    base = dtype & ~0x41
+    if base not in _IGOR_ITEMSIZE:
+        raise AFMFileError(path, f"is not a numeric Igor wave (data type code {dtype})")
+    itemsize = _IGOR_ITEMSIZE[base] * (2 if dtype & 0x01 else 1)
+    if npnts < 0 or math.prod(dims or [0]) != npnts:
+        raise AFMFileError(
+            path, f"corrupt Igor header: {npnts} points for dimensions {tuple(dims)}"
+        )
+    if npnts * itemsize != sizes[0] - _WAVE_HEADER5:
+        raise AFMFileError(
+            path,
+            f"corrupt Igor header: {npnts} points of {itemsize} bytes in a data section of "
+            f"{sizes[0] - _WAVE_HEADER5} bytes",
         )
 
 
@@ -91,18 +138,41 @@ def _igor_labels(scan: dict) -> list[str]:
     return [lab.decode("latin-1") for dim in scan["wave"].get("labels", []) for lab in dim if lab]
 
 
-def _list_ibw(path: Path) -> list[str]:
-    """Channel names of an Igor binary wave (the cleaned spelling where it can be read)."""
-    _afmreader("ibw")
+def _ibw_load(path: Path) -> tuple[dict, list[str], list[str]]:
+    """The igor2 scan of an Asylum image with its channel labels: as igor2 decodes them
+    and cleaned (re-read from the file's label fields where they can be).
+
+    Refuses a header that declares what the file does not hold (before igor2 reads it),
+    a wave that is not 3-D, and labels that are missing, empty or not one per layer.
+    """
     from igor2 import binarywave
 
+    _ibw_check_size(path)
     try:
-        scan = binarywave.load(path)
+        with _quiet_logs("igor2"):
+            scan = binarywave.load(path)
+        data = scan["wave"]["wData"]
     except Exception as exc:
         raise AFMFileError(path, f"corrupt or truncated Igor binary wave ({_short(exc)})") from exc
     igor = _igor_labels(scan)
     clean = _ibw_clean_labels(path)
-    return clean if clean is not None and len(clean) == len(igor) else igor
+    if clean is None or len(clean) != len(igor):
+        clean = list(igor)
+    if data.ndim != 3 or not igor:
+        raise AFMFileError(
+            path, f"is not an Asylum image file (wave shape {tuple(data.shape)}, no channel labels)"
+        )
+    if len(clean) != data.shape[2] or not all(c.strip() for c in clean):
+        raise AFMFileError(
+            path, f"corrupt Igor wave: channel labels {clean} for {data.shape[2]} layers"
+        )
+    return scan, igor, clean
+
+
+def _list_ibw(path: Path) -> list[str]:
+    """Channel names of an Igor binary wave (the cleaned spelling where it can be read)."""
+    _afmreader("ibw")
+    return _ibw_load(path)[2]
 
 
 def _ibw_pixel_size(path: Path, note: dict, shape: tuple, meta: dict) -> float:
@@ -122,23 +192,7 @@ def _ibw_pixel_size(path: Path, note: dict, shape: tuple, meta: dict) -> float:
 def _read_ibw(path: Path, channel: str | None) -> Raw:
     """Read one channel of an Asylum ``.ibw`` file (heights in nm, pixel size in nm)."""
     ibw = _afmreader("ibw")
-    from igor2 import binarywave
-
-    _ibw_check_size(path)
-    try:
-        with _quiet_logs("igor2"):
-            scan = binarywave.load(path)
-        data = scan["wave"]["wData"]
-    except Exception as exc:
-        raise AFMFileError(path, f"corrupt or truncated Igor binary wave ({_short(exc)})") from exc
-    igor_labels = _igor_labels(scan)
-    clean = _ibw_clean_labels(path)
-    if clean is None or len(clean) != len(igor_labels):
-        clean = list(igor_labels)
-    if data.ndim != 3 or not igor_labels:
-        raise AFMFileError(
-            path, f"is not an Asylum image file (wave shape {tuple(data.shape)}, no channel labels)"
-        )
+    scan, igor_labels, clean = _ibw_load(path)
     aliases = {g: c for g, c in zip(igor_labels, clean) if g != c}
     name = _pick_channel(
         path, channel, clean, ("HeightRetrace", "HeightTrace", "Height"), aliases=aliases

@@ -17,11 +17,17 @@ import numpy as np
 
 from ..errors import AFMFileError
 from ._common import Raw, _afmreader, _jsonable, _length_factor, _pick_channel, _short
+from ._limits import check_declared, file_size, read_at_most
+
+# Bytes per pixel a NanoScope image may declare (pySPM computes 256 ** bytes/pixel:
+# a corrupt value of 4294967296 kept it busy for minutes).
+_BYTES_PER_PIXEL = (1, 2, 4, 8)
 
 
 def _spm_scan(path: Path):
     """The ``pySPM.Bruker`` scan of a NanoScope file, after checking its header."""
     pyspm = importlib.import_module("pySPM")
+    size = file_size(path)
     with path.open("rb") as fh:
         head = fh.read(64)
         if b"\\*File list" not in head and b"\\*EC File list" not in head:
@@ -32,9 +38,10 @@ def _spm_scan(path: Path):
         fh.seek(0)
         start = fh.read(2048)
         m = re.search(rb"\\Data length: (\d+)", start)
-        header_len = int(m.group(1)) if m else 1 << 20
+        header_len = int(m.group(1)) if m else min(size, 1 << 20)
+        check_declared(path, "the NanoScope header", header_len, size)
         fh.seek(0)
-        header = fh.read(header_len)
+        header = read_at_most(fh, header_len, size)
     if b"\\*File list end" not in header:
         raise AFMFileError(
             path, "the file is truncated or corrupt: the NanoScope header has no '\\*File list end'"
@@ -55,6 +62,7 @@ def _spm_scan(path: Path):
         ) from exc
     except Exception as exc:
         raise AFMFileError(path, f"corrupt or truncated Bruker file ({_short(exc)})") from exc
+    _spm_check_layers(path, scan, size)
     return scan
 
 
@@ -69,15 +77,36 @@ def _spm_channels(scan) -> list[str]:
     return names
 
 
-def _spm_check_length(path: Path, scan) -> None:
-    """Refuse a file shorter than the image data its header declares."""
-    size = path.stat().st_size
+def _layer_int(path: Path, layer: dict, key: bytes) -> int | None:
+    """An integer field of a NanoScope image header (None where it is absent)."""
+    if key not in layer:
+        return None
+    text = layer[key][0].strip() if layer[key] else b""
+    try:
+        return int(text)
+    except ValueError:
+        raise AFMFileError(
+            path, f"corrupt NanoScope header: {key.decode()} is {text[:40]!r}, not a number"
+        ) from None
+
+
+def _spm_check_layers(path: Path, scan, size: int) -> None:
+    """Refuse image headers whose data lie outside the file or whose bytes per pixel
+    no NanoScope writes, before pySPM reads any of them."""
     for layer in scan.layers:
-        try:
-            off = int(layer[b"Data offset"][0])
-            length = int(layer[b"Data length"][0])
-        except (KeyError, ValueError, IndexError):
+        bpp = _layer_int(path, layer, b"Bytes/pixel")
+        if bpp is not None and bpp not in _BYTES_PER_PIXEL:
+            raise AFMFileError(path, f"corrupt NanoScope header: {bpp} bytes per pixel")
+        for key in (b"Samps/line", b"Number of lines", b"Valid data len X", b"Valid data len Y"):
+            n = _layer_int(path, layer, key)
+            if n is not None and n < 1:
+                raise AFMFileError(path, f"corrupt NanoScope header: {key.decode()} is {n}")
+        off = _layer_int(path, layer, b"Data offset")
+        length = _layer_int(path, layer, b"Data length")
+        if off is None or length is None:
             continue
+        if off < 0 or length < 0:
+            raise AFMFileError(path, f"corrupt NanoScope header: data at {off}, {length} bytes")
         if off + length > size:
             raise AFMFileError(
                 path,
@@ -87,9 +116,12 @@ def _spm_check_length(path: Path, scan) -> None:
 
 
 def _list_spm(path: Path) -> list[str]:
-    """Channel names of a NanoScope file."""
+    """Channel names of a NanoScope file (refuses a file without any)."""
     _afmreader("spm")
-    return _spm_channels(_spm_scan(path))
+    names = [n for n in _spm_channels(_spm_scan(path)) if n]
+    if not names:
+        raise AFMFileError(path, "the NanoScope file holds no named image channel")
+    return names
 
 
 def _read_spm(path: Path, channel: str | None) -> Raw:
@@ -98,7 +130,6 @@ def _read_spm(path: Path, channel: str | None) -> Raw:
     scan = _spm_scan(path)
     channels = _spm_channels(scan)
     name = _pick_channel(path, channel, channels, preferred=("Height",))
-    _spm_check_length(path, scan)
     try:
         image, px = spm.load_spm(path, name)
     except Exception as exc:

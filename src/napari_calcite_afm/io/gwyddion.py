@@ -139,8 +139,11 @@ def _gwy_unit(field_obj: dict, name: str) -> str:
 
 
 def _list_gwy(path: Path) -> list[str]:
-    """Channel titles of a Gwyddion file."""
-    return list(_gwy_channels(_gwy_parse(path)))
+    """Channel titles of a Gwyddion file (refuses a file without any)."""
+    channels = list(_gwy_channels(_gwy_parse(path)))
+    if not channels:
+        raise AFMFileError(path, "the Gwyddion file holds no image channel (GwyDataField)")
+    return channels
 
 
 def _read_gwy(path: Path, channel: str | None) -> Raw:
@@ -154,8 +157,13 @@ def _read_gwy(path: Path, channel: str | None) -> Raw:
     try:
         xres, yres = int(fobj["xres"]), int(fobj["yres"])
         data = np.asarray(fobj["data"], dtype=np.float64)
+        xreal, yreal = float(fobj.get("xreal", 1.0)), float(fobj.get("yreal", 1.0))
     except KeyError as exc:
         raise AFMFileError(path, f"channel {name!r} lacks {exc} in the file") from exc
+    except (TypeError, ValueError) as exc:
+        raise AFMFileError(path, f"corrupt Gwyddion channel {name!r} ({_short(exc)})") from exc
+    if xres < 1 or yres < 1:
+        raise AFMFileError(path, f"channel {name!r} has {yres} x {xres} pixels")
     if data.size != xres * yres:
         raise AFMFileError(
             path, f"channel {name!r} has {data.size} values for {yres} x {xres} pixels"
@@ -166,8 +174,8 @@ def _read_gwy(path: Path, channel: str | None) -> Raw:
         "channels": list(channels),
         "xres": xres,
         "yres": yres,
-        "xreal": float(fobj.get("xreal", 1.0)),
-        "yreal": float(fobj.get("yreal", 1.0)),
+        "xreal": xreal,
+        "yreal": yreal,
         "si_unit_xy": xy_unit,
         "si_unit_z": z_unit,
     }

@@ -24,6 +24,7 @@ from ._common import (
     _quiet_logs,
     _short,
 )
+from ._limits import check_tiff_structure
 
 
 def _read_jpk(path: Path, channel: str | None) -> Raw:
@@ -32,6 +33,7 @@ def _read_jpk(path: Path, channel: str | None) -> Raw:
     import tifffile
 
     tags = jpk._load_jpk_tags()
+    check_tiff_structure(path)
     try:
         with _quiet_logs("tifffile"), tifffile.TiffFile(path) as tif:
             channels = []

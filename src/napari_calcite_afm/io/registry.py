@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AFMFileError
-from ._common import _height_only
-from .arrays import _read_npy, _read_npz
+from .arrays import _list_npy, _read_npy, _read_npz
 from .asd import _list_asd, _read_asd
 from .asylum import _list_ibw, _read_ibw
 from .bruker import _list_spm, _read_spm
@@ -28,7 +27,7 @@ from .gwyddion import _list_gwy, _read_gwy
 from .jpk import _read_h5jpk, _read_jpk
 from .tiff import _read_tiff
 from .topostats import _read_topostats
-from .wsxm import _read_stp, _read_top
+from .wsxm import _list_stp, _list_top, _read_stp, _read_top
 
 __all__ = ["FORMATS", "SUPPORTED_EXTENSIONS", "Format", "is_supported"]
 
@@ -85,11 +84,11 @@ FORMATS: dict[str, Format] = {
         Format("jpk", (".jpk",), _read_jpk),
         Format("h5-jpk", (".h5-jpk",), _read_h5jpk),
         Format("asd", (".asd",), _read_asd, _list_asd),
-        Format("stp", (".stp",), _read_stp, _height_only),
-        Format("top", (".top",), _read_top, _height_only),
+        Format("stp", (".stp",), _read_stp, _list_stp),
+        Format("top", (".top",), _read_top, _list_top),
         Format("topostats", (".topostats",), _read_topostats),
         Format("tiff", (".tif", ".tiff"), _read_tiff, z_unit="reader"),
-        Format("npy", (".npy",), _read_npy, _height_only, z_unit="argument"),
+        Format("npy", (".npy",), _read_npy, _list_npy, z_unit="argument"),
         Format("npz", (".npz",), _read_npz, z_unit="argument"),
     )
 }

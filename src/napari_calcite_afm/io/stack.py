@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import AFMFileError
 from ._common import Raw, _check_readable, _jsonable, _warn, _z_factor_arg
+from ._limits import check_frame_shape, check_heights, check_pixel_size, memory_guard
 from .registry import (
     _SUPPORTED_TEXT,
     FORMATS,
@@ -132,7 +133,7 @@ def list_channels(path: Any) -> list[str]:
     --------
     >>> import numpy as np, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "scan.npz"
-    >>> np.savez(path, heights=np.zeros((4, 4)), amplitude=np.ones((4, 4)))
+    >>> np.savez(path, heights=np.zeros((8, 8)), amplitude=np.ones((8, 8)))
     >>> list_channels(path)
     ['heights', 'amplitude']
     >>> read_stack(path, "amplitude").channel
@@ -147,7 +148,8 @@ def list_channels(path: Any) -> list[str]:
         raise _unsupported(p)
     lister = FORMATS[fmt].channels
     if lister is not None:
-        return lister(p)
+        with memory_guard(p):
+            return lister(p)
     # the remaining formats are cheap enough to read in full
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -184,7 +186,16 @@ def _read_one(
     fmt = _format_of(path)
     if fmt is None:
         raise _unsupported(path)
-    (values, px, name, times, meta), fmt, factor = _read_raw(path, fmt, channel, z_unit)
+    with memory_guard(path):
+        (values, px, name, times, meta), fmt, factor = _read_raw(path, fmt, channel, z_unit)
+        if px is not None:  # the file's own scale: within what an instrument records
+            px = float(px)
+            check_pixel_size(path, px)
+        py = meta.get("pixel_size_y_nm")
+        if isinstance(py, float):
+            check_pixel_size(path, py, "the row pitch in the file")
+        bound = meta.get("z_unit") == "nm" and not meta.get("z_unit_assumed")
+        heights = _validate(path, values, factor, bound_heights=bound)
     if px is None:  # the file has no scale
         if pixel_size_nm is not None:
             px = pixel_size_nm
@@ -192,12 +203,10 @@ def _read_one(
         else:
             px = 1.0
             meta["pixel_size_assumed"] = True
-    heights = _validate(path, values, factor)
-    px = float(px)
-    if not (math.isfinite(px) and px > 0):
-        raise AFMFileError(path, f"the pixel size in the file is not a positive number ({px})")
-    py = meta.get("pixel_size_y_nm")
-    if isinstance(py, float) and math.isfinite(py) and py > 0 and abs(py - px) > 1e-3 * px:
+        px = float(px)
+        if not (math.isfinite(px) and px > 0):
+            raise AFMFileError(path, f"the pixel size is not a positive number ({px})")
+    if isinstance(py, float) and abs(py - px) > 1e-3 * px:
         meta["non_square_pixels"] = True
         _warn(
             f"{path}: pixels are not square ({px:.6g} nm wide, {py:.6g} nm high); "
@@ -219,8 +228,15 @@ def _read_one(
     )
 
 
-def _validate(path: Path, values: Any, factor: float = 1.0) -> np.ndarray:
-    """Check and convert reader output to float32 ``(frames, rows, cols)`` in nm."""
+def _validate(
+    path: Path, values: Any, factor: float = 1.0, *, bound_heights: bool = False
+) -> np.ndarray:
+    """Check and convert reader output to float32 ``(frames, rows, cols)`` in nm.
+
+    Refuses frames under 8 pixels along an axis and, with ``bound_heights`` (values
+    whose unit is known to be a length), heights beyond 1e7 nm (see
+    :mod:`~napari_calcite_afm.io._limits`).
+    """
     arr = np.asarray(values)
     if arr.dtype.kind not in "iuf":
         what = {"b": "boolean", "c": "complex", "O": "Python objects", "U": "text", "S": "bytes"}
@@ -239,6 +255,9 @@ def _validate(path: Path, values: Any, factor: float = 1.0) -> np.ndarray:
         raise AFMFileError(
             path, f"expected a 2-D image or a 3-D stack (frames, rows, cols), got shape {arr.shape}"
         )
+    check_frame_shape(path, arr.shape)
+    if bound_heights:
+        check_heights(path, arr, factor)
     if factor != 1.0:
         out = (arr.astype(np.float64) * factor).astype(np.float32)
     else:
@@ -363,12 +382,12 @@ def read_stack(
     >>> import numpy as np, tempfile, pathlib
     >>> from napari_calcite_afm.io import write_tiff
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> frame = np.arange(12, dtype=np.float32).reshape(3, 4)
+    >>> frame = np.arange(80, dtype=np.float32).reshape(8, 10)
     >>> _ = write_tiff(folder / "movie.tif", np.stack([frame, frame + 1]), 2.5,
     ...                frame_interval_s=4.0)
     >>> stack = read_stack(folder / "movie.tif")
     >>> stack.heights.shape, stack.pixel_size_nm, stack.frame_interval_s
-    ((2, 3, 4), 2.5, 4.0)
+    ((2, 8, 10), 2.5, 4.0)
     >>> np.save(folder / "heights_m.npy", frame * 1e-9)
     >>> read_stack(folder / "heights_m.npy", z_unit="m", pixel_size_nm=3.0).heights[0, 0, 1]
     np.float32(1.0)

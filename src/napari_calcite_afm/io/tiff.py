@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,14 @@ from ._common import (
     _warn,
     _z_factor_arg,
 )
+from ._limits import check_tiff_structure
 from .park import _is_park, _read_park
+
+# Largest integer that float32 holds exactly (2 ** 24).
+_FLOAT32_EXACT = 1 << 24
+# Compressed images may decode to this many times the file size (or this many bytes).
+_MAX_DECODED_RATIO = 1000
+_MAX_DECODED_FLOOR = 1 << 28
 
 
 def _tiff_pixel_size(tif, page) -> tuple[float | None, dict]:
@@ -83,12 +91,11 @@ def _tiff_info_json(tif) -> dict:
     return {}
 
 
-def _tiff_array(path: Path, tif) -> np.ndarray:
-    """All frames of a TIFF as ``(frames, rows, cols)``; refuses colour images."""
-    pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
-    if not pages:
-        raise AFMFileError(path, "the TIFF holds no image")
+def _check_pages(path: Path, pages: list) -> None:
+    """Refuse colour pages, pages of different shapes, pages whose data run past the
+    end of the file, and compressed pages that would decode to far more than the file."""
     size = path.stat().st_size
+    decoded = 0
     for i, page in enumerate(pages):
         photometric = int(getattr(page, "photometric", 1))
         if getattr(page, "samplesperpixel", 1) > 1 or photometric in (2, 5, 6):
@@ -104,14 +111,47 @@ def _tiff_array(path: Path, tif) -> np.ndarray:
                 f"{tuple(pages[0].shape)}; all frames must share a shape",
             )
         _check_tiff_page(path, page, size)
+        decoded += math.prod(page.shape) * page.dtype.itemsize if page.dtype else 0
+    if decoded > max(_MAX_DECODED_RATIO * size, _MAX_DECODED_FLOOR):
+        raise AFMFileError(
+            path,
+            f"its images declare {decoded} bytes once decoded, "
+            f"{decoded / size:.0f} times the {size}-byte file; the file is corrupt",
+        )
+
+
+def _series_frames(path: Path, series) -> None:
+    """Refuse a series with channels or with more than one axis besides rows and columns.
+
+    A 4-D stack (e.g. ImageJ ``TZYX``: times and slices) is not a movie of frames: it is
+    refused rather than flattened into frames. Axes of length 1 do not count.
+    """
+    axes, shape = series.axes, series.shape
+    if "C" in axes and shape[axes.index("C")] > 1:
+        n = shape[axes.index("C")]
+        raise AFMFileError(path, f"holds {n} channels (axes {axes}); save one channel per file")
+    extra = [(a, n) for a, n in zip(axes[:-2], shape[:-2]) if n > 1]
+    if len(extra) > 1:
+        raise AFMFileError(
+            path,
+            f"holds a {len(extra) + 2}-D stack (axes {axes}, shape {tuple(shape)}); "
+            "only 2-D images and 3-D movies (frames, rows, cols) are read: "
+            "save one movie per file",
+        )
+
+
+def _tiff_array(path: Path, tif) -> np.ndarray:
+    """All frames of a TIFF as ``(frames, rows, cols)``; refuses colour images, 4-D
+    stacks and 64-bit integers beyond what float32 holds exactly."""
+    check_tiff_structure(path)
+    pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
+    if not pages:
+        raise AFMFileError(path, "the TIFF holds no image")
+    _check_pages(path, pages)
     rows, cols = pages[0].shape[-2:]
     if len(tif.series) == 1:
         series = tif.series[0]
-        if "C" in series.axes and series.shape[series.axes.index("C")] > 1:
-            n = series.shape[series.axes.index("C")]
-            raise AFMFileError(
-                path, f"holds {n} channels (axes {series.axes}); save one channel per file"
-            )
+        _series_frames(path, series)
         arr = series.asarray()
     else:
         arr = np.stack([p.asarray() for p in pages])
@@ -119,6 +159,15 @@ def _tiff_array(path: Path, tif) -> np.ndarray:
         raise AFMFileError(
             path, f"cannot split data of shape {arr.shape} into {rows} x {cols} frames"
         )
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8 and arr.size:
+        top = max(abs(int(arr.max())), abs(int(arr.min())))
+        if top > _FLOAT32_EXACT:
+            raise AFMFileError(
+                path,
+                f"holds {arr.dtype} values up to {top}, which float32 heights cannot hold "
+                f"exactly (beyond {_FLOAT32_EXACT}); no AFM writes 64-bit integers: "
+                "save the heights as float32",
+            )
     return arr.reshape(-1, rows, cols)
 
 
@@ -171,6 +220,7 @@ def _read_tiff(path: Path, channel: str | None, z_unit: str | None) -> tuple[Raw
     """
     import tifffile
 
+    check_tiff_structure(path)
     try:
         with _quiet_logs("tifffile"):
             tif = tifffile.TiffFile(path)
