@@ -18,6 +18,7 @@ CORE = [
     "synthetic",
     "segmentation",
     "stats",
+    "batch",
     "labels",
     "pipeline",
     "outputs",

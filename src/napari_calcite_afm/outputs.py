@@ -271,7 +271,7 @@ def run_summary(stack, model, settings, config, table, n_classes, shifts, valid,
         size against the movie's, see
         :func:`~napari_calcite_afm.segmentation.scale.pixel_size_warning`).
     """
-    from .segmentation.scale import model_pixel_size, pixel_size_warning
+    from .segmentation.scale import model_pixel_size, movie_words, pixel_size_warning
 
     first_lag = [r for r in table if r["lag_px"] == config.lags[0]] if config.lags else table
     return {
@@ -291,7 +291,11 @@ def run_summary(stack, model, settings, config, table, n_classes, shifts, valid,
         "config": config.to_dict(),
         "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
         "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
-        "warnings": [w for w in [pixel_size_warning(model, stack.pixel_size_nm, "the movie")] if w],
+        "warnings": [
+            w
+            for w in [pixel_size_warning(model, stack.pixel_size_nm, movie_words(stack.source))]
+            if w
+        ],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
     }

@@ -47,7 +47,7 @@ from .outputs import (
     write_table_csv,
 )
 from .outputs import write_json as _write_json  # noqa: F401  (the old private name)
-from .segmentation.scale import pixel_size_warning
+from .segmentation.scale import movie_words, pixel_size_warning
 from .stats import FrameFit, fit_frame
 from .surface import mean_retreat_nm, pit_measures
 
@@ -403,7 +403,7 @@ def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
         else seg_model.level_settings
     )
     same_levelling = settings.to_dict() == seg_model.level_settings.to_dict()
-    scale_warning = pixel_size_warning(seg_model, stack.pixel_size_nm, what="the movie")
+    scale_warning = pixel_size_warning(seg_model, stack.pixel_size_nm, movie_words(stack.source))
     if scale_warning:
         warnings.warn(scale_warning, UserWarning, stacklevel=3)
     return stack, seg_model, settings, same_levelling

@@ -17,6 +17,7 @@ from napari_calcite_afm.cli import (
     cmd_synth,
     cmd_train,
 )
+from napari_calcite_afm.cli.batch import cmd_batch
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -27,8 +28,19 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_command_in_order_with_its_function():
     parser = build_parser()
     subs = _subparsers(parser)
-    assert list(subs) == ["info", "level", "synth", "train", "segment", "fit", "run", "demo"]
-    funcs = [cmd_info, cmd_level, cmd_synth, cmd_train, cmd_segment, cmd_fit, cmd_run, cmd_demo]
+    assert list(subs) == [
+        "info",
+        "level",
+        "synth",
+        "train",
+        "segment",
+        "fit",
+        "run",
+        "batch",
+        "demo",
+    ]
+    funcs = [cmd_info, cmd_level, cmd_synth, cmd_train, cmd_segment, cmd_fit, cmd_run]
+    funcs += [cmd_batch, cmd_demo]
     for (name, sub), func in zip(subs.items(), funcs):
         assert sub.get_default("func") is func, name
         assert sub.prog == f"calcite-afm {name}"

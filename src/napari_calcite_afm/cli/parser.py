@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import _float_arg, _int_arg, _Parser
+from .batch import _add_batch_parser
 from .commands import (
     cmd_demo,
     cmd_fit,
@@ -274,6 +275,7 @@ _COMMANDS = (
     _add_segment_parser,
     _add_fit_parser,
     _add_run_parser,
+    _add_batch_parser,
     _add_demo_parser,
 )
 

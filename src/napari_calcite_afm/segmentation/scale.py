@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED_PIXEL_SIZE_NM", "model_pixel_size", "pixel_size_warning"]
+__all__ = ["SHIPPED_PIXEL_SIZE_NM", "model_pixel_size", "movie_words", "pixel_size_warning"]
 
 #: Pixel size (nm) of the synthetic frames the shipped models were trained on.
 SHIPPED_PIXEL_SIZE_NM = 11.7
@@ -103,3 +103,14 @@ def pixel_size_warning(
         f"terraces at the wrong scale. Resample {what} to about {trained:.3g} nm per pixel "
         "(e.g. Gwyddion's Scale), or train a model on your own frames (Labels, then Train)."
     )
+
+
+def movie_words(source) -> str:
+    """How a warning names a movie: its file or folder name, else "the movie".
+
+    Examples
+    --------
+    >>> movie_words("/data/hs.tif"), movie_words(None)
+    ("'hs.tif'", 'the movie')
+    """
+    return f"{Path(source).name!r}" if source else "the movie"

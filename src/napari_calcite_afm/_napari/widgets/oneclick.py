@@ -228,7 +228,10 @@ class OneClickWidget(QWidget):
 
             progress({"stage": "read", "frame": 0, "n_frames": 1})
             model = load_spec(spec)
-            warned = _warn_pixel_size(model, kwargs.get("pixel_size_nm"), what)
+            # A layer's pixel size is known now; a file's is judged by run_pipeline,
+            # which warns (naming the file) once it has read it.
+            if "pixel_size_nm" in kwargs:
+                _warn_pixel_size(model, kwargs["pixel_size_nm"], what)
             result = run_pipeline(
                 source,
                 model=model,
@@ -237,8 +240,6 @@ class OneClickWidget(QWidget):
                 stop=stop,
                 **kwargs,
             )
-            if not warned:  # a file: its pixel size is known once read
-                _warn_pixel_size(model, result.pixel_size_nm, what)
             return result
 
         def report(info):
