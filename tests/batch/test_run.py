@@ -68,10 +68,17 @@ def test_a_movie_folder_equals_a_plain_run(batch, movie_files, tmp_path):
     plain = tmp_path / "plain"
     run_pipeline(movie_files[2], config=PipelineConfig.from_dict(CONFIG), out_dir=plain)
     assert (out / "c" / "table.csv").read_bytes() == (plain / "table.csv").read_bytes()
-    for name in ("labels.tif", "cleaned.tif", "probabilities.tif"):
+    for name in ("labels.tif", "cleaned.tif"):
         np.testing.assert_array_equal(
             tifffile.imread(out / "c" / name), tifffile.imread(plain / name)
         )
+    # torch's sums depend on its thread count (1 on a worker, all cores here): last bits
+    np.testing.assert_allclose(
+        tifffile.imread(out / "c" / "probabilities.tif"),
+        tifffile.imread(plain / "probabilities.tif"),
+        rtol=0,
+        atol=1e-5,
+    )
     assert _files(out / "c") == _files(plain)
     summary = json.loads((out / "c" / "summary.json").read_text())
     assert summary["files"]["table"] == str(out / "c" / "table.csv")  # not the temporary folder
