@@ -32,27 +32,69 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _progress_printer(label: str, quiet: bool = False) -> ProgressFn | None:
-    """A progress callback that prints one line per report on stderr."""
+def _progress_line(label: str, info: dict) -> str:
+    """The words of one progress report (frame, iteration, loss, time, stage)."""
+    parts = [label]
+    if "frame" in info and "n_frames" in info:
+        parts.append(f"frame {info['frame'] + 1}/{info['n_frames']}")
+    if "iteration" in info:
+        n = info.get("n_iterations")
+        parts.append(f"iteration {info['iteration']}" + (f"/{n}" if n else ""))
+    for key in ("loss", "val_accuracy", "val_mean_accuracy"):
+        value = info.get(key)
+        if value is not None and np.isfinite(value):
+            parts.append(f"{key} {value:.4f}")
+    if "elapsed_s" in info:
+        parts.append(f"{info['elapsed_s']:.1f} s")
+    if "stage" in info:
+        parts.append(str(info["stage"]))
+    return "  ".join(parts)
+
+
+def _fraction(info: dict) -> float | None:
+    """How far the current stage is (0..1), when the report says."""
+    for done, total, offset in (("frame", "n_frames", 1), ("iteration", "n_iterations", 0)):
+        if info.get(done) is not None and info.get(total):
+            return min(max((info[done] + offset) / info[total], 0.0), 1.0)
+    return None
+
+
+def _progress_printer(label: str, quiet: bool = False, stream=None) -> ProgressFn | None:
+    """A progress callback for the commands, writing on ``stream`` (stderr by default).
+
+    On a terminal, one bar per stage updates in place (a new line when the stage changes
+    or ends); in a log (stderr redirected to a file or a pipe), one line per report.
+
+    Examples
+    --------
+    >>> import io
+    >>> log = io.StringIO()
+    >>> report = _progress_printer("level", stream=log)
+    >>> report({"frame": 0, "n_frames": 2}); report({"frame": 1, "n_frames": 2})
+    >>> print(log.getvalue().strip())
+    level  frame 1/2
+    level  frame 2/2
+    """
     if quiet:
         return None
+    out = sys.stderr if stream is None else stream
+    is_tty = getattr(out, "isatty", None)
+    if not (callable(is_tty) and is_tty()):
+        return lambda info: print(_progress_line(label, info), file=out, flush=True)
+    state = {"stage": None, "open": False}
 
     def report(info: dict) -> None:
-        parts = [label]
-        if "frame" in info and "n_frames" in info:
-            parts.append(f"frame {info['frame'] + 1}/{info['n_frames']}")
-        if "iteration" in info:
-            n = info.get("n_iterations")
-            parts.append(f"iteration {info['iteration']}" + (f"/{n}" if n else ""))
-        for key in ("loss", "val_accuracy", "val_mean_accuracy"):
-            value = info.get(key)
-            if value is not None and np.isfinite(value):
-                parts.append(f"{key} {value:.4f}")
-        if "elapsed_s" in info:
-            parts.append(f"{info['elapsed_s']:.1f} s")
-        if "stage" in info:
-            parts.append(str(info["stage"]))
-        _stderr("  ".join(parts))
+        stage = info.get("stage", label)
+        if state["open"] and stage != state["stage"]:
+            out.write("\n")
+        frac = _fraction(info)
+        bar = "" if frac is None else "[" + ("#" * round(24 * frac)).ljust(24) + "] "
+        out.write("\r" + bar + _progress_line(label, info) + "\x1b[K")
+        state["stage"], state["open"] = stage, True
+        if frac is not None and frac >= 1.0:
+            out.write("\n")
+            state["open"] = False
+        out.flush()
 
     return report
 
