@@ -31,6 +31,7 @@ __all__ = [
     "ProgressFn",
     "StopFlag",
     "atomic_directory",
+    "atomic_path",
     "atomic_write",
     "available_cpus",
     "json_safe",
@@ -285,6 +286,44 @@ def atomic_directory(path: str | os.PathLike, *, what: str = "the output folder"
         if isinstance(exc, OSError):
             raise AFMFileError(path, f"cannot write {what}: {exc}") from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "the file") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; it becomes ``path`` on success.
+
+    The temporary file lies in a private folder next to ``path`` (same file system, so
+    the final rename is atomic); nesting several of these in a
+    :class:`contextlib.ExitStack` writes all the outputs or none of them: a failure in
+    the block removes every temporary file and leaves the outputs as they were.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(out) as tmp:
+    ...     _ = tmp.write_text("done")
+    ...     out.exists()
+    False
+    >>> out.read_text()
+    'done'
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise AFMFileError(path, f"cannot write {what}: {exc}") from None
+    try:
+        yield folder / path.name
+        try:
+            os.replace(folder / path.name, path)
+        except OSError as exc:
+            raise AFMFileError(path, f"cannot write {what}: {exc}") from None
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def parse_lags(text: str, *, error: type[Exception] = CalciteAFMError, name: str = "lags"):

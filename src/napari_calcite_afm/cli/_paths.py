@@ -3,21 +3,18 @@
 :func:`_check_paths` refuses, on one line, an output that would overwrite or replace an
 input (same path, same file through a link, a folder holding an input, a file inside an
 input folder), two outputs that collide, a file output that is a folder and a folder
-output that is a file. :func:`_staged_file` gives a writer a temporary path beside its
+output that is a file. ``_staged_file`` (:func:`.._util.atomic_path`) gives a writer a temporary path beside its
 output that becomes the output only when the whole command has succeeded, so that
 commands with two outputs write both or neither.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import AFMFileError
+from .._util import atomic_path
 from ._common import _UsageError
 
 #: ``--model`` values that name a shipped model rather than a file.
@@ -139,37 +136,4 @@ input file movie.tif (INPUT): refusing to overwrite an input
                     )
 
 
-@contextlib.contextmanager
-def _staged_file(path: str | os.PathLike, what: str = "the file") -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; it becomes ``path`` on success.
-
-    The temporary file lies in a private folder next to ``path`` (same file system, so
-    the final rename is atomic); nesting several of these in a
-    :class:`contextlib.ExitStack` writes all the outputs or none of them: a failure in
-    the block removes every temporary file and leaves the outputs as they were.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = Path(tempfile.mkdtemp()) / "a.txt"
-    >>> with _staged_file(out) as tmp:
-    ...     _ = tmp.write_text("done")
-    ...     out.exists()
-    False
-    >>> out.read_text()
-    'done'
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as exc:
-        raise AFMFileError(path, f"cannot write {what}: {exc}") from None
-    try:
-        yield folder / path.name
-        try:
-            os.replace(folder / path.name, path)
-        except OSError as exc:
-            raise AFMFileError(path, f"cannot write {what}: {exc}") from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+_staged_file = atomic_path  # the name the commands use
