@@ -3,9 +3,9 @@
 :func:`_check_paths` refuses, on one line, an output that would overwrite or replace an
 input (same path, same file through a link, a folder holding an input, a file inside an
 input folder), two outputs that collide, a file output that is a folder and a folder
-output that is a file. ``_staged_file`` (:func:`.._util.atomic_path`) gives a writer a temporary path beside its
-output that becomes the output only when the whole command has succeeded, so that
-commands with two outputs write both or neither.
+output that is a file. ``_staged_file`` (``_util.atomic_path``) gives a writer a
+temporary path beside its output that becomes the output only when the whole command
+has succeeded, so that commands with two outputs write both or neither.
 """
 
 from __future__ import annotations
