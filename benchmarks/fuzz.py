@@ -57,6 +57,10 @@ SOURCES: dict[str, str] = {
     "imagej-tiff": "derived:movie.tif",
     "npy": "derived:heights.npy",
     "npz": "derived:heights.npz",
+    # through Gwyddion's converter (the optional gwyddion extra; without it every read
+    # is a clean error that says how to install it)
+    "nid": "nanoafmr_NanoSurf_20160301.nid",
+    "mdt": "scifi_test_mdt.mdt",
 }
 
 #: Values that header edits write: sizes that overflow, vanish or turn negative.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from napari_calcite_afm.io import AFMStack, read_stack
+from napari_calcite_afm.io.nanosurf_ntmdt import converter_available
 
 
 def _find_data(folder: str, env_name: str) -> Path | None:
@@ -28,6 +29,9 @@ def _find_data(folder: str, env_name: str) -> Path | None:
     return None
 
 
+#: The optional reader of .nid and .mdt files is installed (tests of real reads skip
+#: without it; the tests of its absence simulate it).
+GWYDDION = converter_available()
 REAL = _find_data("afm-real", "CALCITE_AFM_REAL_DATA")
 #: Corrupted copies of real files that once made the readers hang, crash or run away
 #: with memory (``shared/data/bad-inputs``, with a README of what each must do).
@@ -48,6 +52,13 @@ def bad_dir() -> Path:
     if BAD is None:
         pytest.skip("shared/data/bad-inputs not available")
     return BAD
+
+
+@pytest.fixture
+def gwyddion() -> None:
+    """Skip the test where the optional gwyddion extra is not installed."""
+    if not GWYDDION:
+        pytest.skip("the optional gwyddion extra (gwyddionpy and its converter) is missing")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -25,21 +26,67 @@ def test_ibw_matches_afmreader(real, afmreader, name, channel):
     stack = read_stack(real(name))
     assert stack.channel == channel
     assert stack.metadata["z_unit"] == "nm"
-    assert stack.pixel_size_nm == pytest.approx(ref_px, rel=1e-9)  # square scans: same
+    # square scans: AFMReader's ScanSize / points, here the step ScanSize / (points - 1)
+    n = stack.shape[1]
+    assert stack.pixel_size_nm == pytest.approx(ref_px * n / (n - 1), rel=1e-9)
+    assert stack.metadata["pixel_size_scan_size_nm"] == pytest.approx(ref_px, rel=1e-9)
     np.testing.assert_allclose(stack.heights[0], ref, rtol=1e-6)
+
+
+def _wave_scaling_nm(path):
+    """The x step per point of each dimension of the wave (Igor's sfA), in nm."""
+    from igor2 import binarywave
+
+    header = binarywave.load(path)["wave"]["wave_header"]
+    assert [b"".join(header["dimUnits"][d]) for d in (0, 1)] == [b"m", b"m"]
+    return [float(header["sfA"][d]) * 1e9 for d in (0, 1)]
+
+
+def test_ibw_pixel_size_is_the_wave_scaling_of_every_real_file(real_dir, read_quiet):
+    files = sorted(real_dir.glob("*.ibw"))
+    assert len(files) == 5
+    for path in files:
+        stack = read_quiet(path)
+        sx, sy = _wave_scaling_nm(path)
+        assert stack.pixel_size_nm == pytest.approx(sx, rel=1e-12), path.name
+        assert stack.metadata["pixel_size_y_nm"] == pytest.approx(sy, rel=1e-12), path.name
+        assert stack.metadata["pixel_size_from"] == "wave scaling"
+        # Asylum's rule: the scan size spans the first to the last point
+        note = stack.metadata["note"]
+        rows, cols = stack.shape
+        assert sx == pytest.approx(float(note["FastScanSize"]) * 1e9 / (cols - 1), rel=1e-6)
+        assert sy == pytest.approx(float(note["SlowScanSize"]) * 1e9 / (rows - 1), rel=1e-6)
 
 
 def test_ibw_non_square_scan_pixel_size_is_corrected(real, afmreader):
     path = real("tono_whiskers.ibw")
     ref, ref_px = afmreader("ibw").load_ibw(path, "HeightRetrace")
     assert ref_px == pytest.approx(234.375)  # AFMReader: SlowScanSize / points
-    stack = read_stack(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # 0.2 % apart: no warning
+        stack = read_stack(path)
     assert stack.shape == (512, 256)
-    # Fast 30 um over 256 points = Slow 60 um over 512 lines = 117.1875 nm
-    assert stack.pixel_size_nm == pytest.approx(117.1875)
-    assert stack.metadata["pixel_size_y_nm"] == pytest.approx(117.1875)
+    # Fast 30 um over 256 points: 30000 / 255 = 117.647 nm (Gwyddion: 117.65 nm/px);
+    # Slow 60 um over 512 lines: 60000 / 511 = 117.417 nm
+    assert stack.pixel_size_nm == pytest.approx(30000 / 255)
+    assert stack.metadata["pixel_size_y_nm"] == pytest.approx(60000 / 511)
+    assert "non_square_pixels" not in stack.metadata
+    assert stack.metadata["pixel_size_scan_size_nm"] == pytest.approx(117.1875)
     assert stack.metadata["pixel_size_afmreader_nm"] == pytest.approx(234.375)
     np.testing.assert_allclose(stack.heights[0], ref, rtol=1e-6)
+
+
+def test_ibw_without_length_scaling_falls_back_to_the_note(real, tmp_path):
+    # the wave's dimension units blanked: FastScanSize / (points - 1) from the note
+    data = bytearray(real("nanoafmr_AR_20211011.ibw").read_bytes())
+    units = 64 + 152  # dimUnits[4][4] of the version-5 wave header
+    assert data[units : units + 1] == b"m" and data[units + 4 : units + 5] == b"m"
+    data[units] = data[units + 4] = 0
+    path = tmp_path / "unscaled.ibw"
+    path.write_bytes(bytes(data))
+    stack = read_stack(path)
+    assert stack.metadata["pixel_size_from"] == "FastScanSize / (points - 1)"
+    assert stack.pixel_size_nm == pytest.approx(4000 / 127)
 
 
 def test_ibw_channel_names_are_cleaned_and_both_spellings_work(real, afmreader):

@@ -81,3 +81,44 @@ def test_gwy_without_channels_is_refused_by_list_channels(tmp_path):
     path.write_bytes(b"GWYP" + b"GwyContainer\x00" + struct.pack("<I", 0))
     with pytest.raises(AFMFileError, match="holds no image channel"):
         list_channels(path)
+
+
+def _gwy_with_units(path, xy: str, z: str):
+    """A one-channel Gwyddion file with the given unit strings, written by gwyfile."""
+    from gwyfile.objects import GwyContainer, GwyDataField
+
+    container = GwyContainer()
+    values = np.linspace(1e-9, 5e-9, 64).reshape(8, 8)
+    container["/0/data"] = GwyDataField(values, 8e-7, 8e-7, si_unit_xy=xy, si_unit_z=z)
+    container["/0/data/title"] = "Current"
+    container.tofile(str(path))
+    return path
+
+
+def test_gwy_units_are_gwyddions_si_units(tmp_path):
+    # "A" is the ampere in a Gwyddion file: a current is not taken for angstroms
+    amp = read_stack(_gwy_with_units(tmp_path / "a.gwy", "m", "A"))
+    assert amp.metadata["z_unit"] == "A" and amp.pixel_size_nm == pytest.approx(100.0)
+    assert amp.heights.max() == pytest.approx(5e-9)
+    metres = read_stack(_gwy_with_units(tmp_path / "m.gwy", "m", "m"))
+    assert metres.metadata["z_unit"] == "nm" and metres.heights.max() == pytest.approx(5.0)
+
+
+def test_gwy_stack_description_is_checked(tmp_path):
+    from napari_calcite_afm.io import write_gwy
+    from napari_calcite_afm.io.gwyddion import GWY_STACK_KEY
+
+    out = write_gwy(tmp_path / "s.gwy", np.zeros((2, 8, 8)), 1.0)
+    data = out.read_bytes()
+    key = GWY_STACK_KEY.encode() + b"\x00s"
+    start = data.index(key) + len(key)
+    end = data.index(b"\x00", start)
+    text = data[start:end]
+    assert b'"height": [0, 1]' in text
+    bad = tmp_path / "bad.gwy"
+    bad.write_bytes(data[:start] + text.replace(b"[0, 1]", b"[0, 7]") + data[end:])
+    with pytest.raises(AFMFileError, match="names data fields that the file lacks"):
+        read_stack(bad)
+    bad.write_bytes(data[:start] + text.replace(b"{", b"(", 1) + data[end:])
+    with pytest.raises(AFMFileError, match="corrupt stack description"):
+        list_channels(bad)

@@ -10,6 +10,7 @@ from napari_calcite_afm.io import (
     CalciteAFMError,
     labels_to_two_class,
     read_labels,
+    write_gwy,
     write_tiff,
 )
 
@@ -61,8 +62,19 @@ def test_read_labels_boolean_mask_and_bad_files(tmp_path):
     with pytest.raises(AFMFileError, match="got shape"):
         read_labels(tmp_path / "flat.npy")
     (tmp_path / "labels.png").write_bytes(b"png")
-    with pytest.raises(AFMFileError, match=r"TIFF, \.npy or \.npz"):
+    with pytest.raises(AFMFileError, match=r"TIFF, \.npy, \.npz or \.gwy"):
         read_labels(tmp_path / "labels.png")
+
+
+def test_read_labels_from_a_gwyddion_file(tmp_path):
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[:, :3] = 1
+    labels[1, 5:] = 3
+    out = write_gwy(tmp_path / "l.gwy", np.zeros((2, 8, 8)), 1.0, labels=labels)
+    np.testing.assert_array_equal(read_labels(out, shape=(2, 8, 8)), labels)
+    without = write_gwy(tmp_path / "h.gwy", np.zeros((8, 8)), 1.0)
+    with pytest.raises(AFMFileError, match="channel 'labels' not found"):
+        read_labels(without)
 
 
 def test_labels_to_two_class():

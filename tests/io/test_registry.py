@@ -23,7 +23,8 @@ def test_supported_extensions_and_is_supported(tmp_path):
         assert ext in SUPPORTED_EXTENSIONS
         assert is_supported(f"scan{ext}")
     assert is_supported("SCAN.IBW") and is_supported("scan.007")
-    assert not is_supported("scan.mdt") and not is_supported("scan.1234")
+    assert not is_supported("scan.sxm") and not is_supported("scan.1234")
+    assert is_supported("scan.nid") and is_supported("scan.MDT")  # the optional extra
     assert not is_supported("scan.txt") and not is_supported(tmp_path / "none")
     assert is_supported(["a.ibw", "b.003"]) and not is_supported(["a.ibw", "b.txt"])
 
@@ -32,7 +33,7 @@ def test_one_table_for_extensions_readers_and_channel_lists():
     # every extension belongs to exactly one format, listed in the table's order
     listed = [ext for f in FORMATS.values() for ext in f.extensions]
     assert tuple(listed) == SUPPORTED_EXTENSIONS and len(set(listed)) == len(listed)
-    assert SUPPORTED_EXTENSIONS[:2] == (".spm", ".000") and len(SUPPORTED_EXTENSIONS) == 1013
+    assert SUPPORTED_EXTENSIONS[:2] == (".spm", ".000") and len(SUPPORTED_EXTENSIONS) == 1015
     for name, fmt in FORMATS.items():
         assert fmt.name == name and callable(fmt.read)
         assert fmt.channels is None or callable(fmt.channels)
@@ -56,8 +57,6 @@ def test_missing_file_and_unknown_extension(tmp_path):
 @pytest.mark.parametrize(
     "name",
     [
-        "scifi_test_mdt.mdt",
-        "nanoafmr_NanoSurf_20160301.nid",
         "scifi_GwiddionReader_chip_legacyGWYO.gwy",
     ],
 )
@@ -79,6 +78,6 @@ def test_unsupported_message_lists_every_supported_extension(tmp_path):
     assert problem.startswith("Nanonis .sxm files are not supported")
     assert problem.endswith(
         "(supported: .spm, .000-.999 (Bruker), .ibw, .gwy, .jpk, .h5-jpk, .asd, .stp, .top, "
-        ".topostats, .tif, .tiff, .npy, .npz)"
+        ".topostats, .tif, .tiff, .npy, .npz, .nid, .mdt)"
     )
     assert Path(info.value.path) == odd

@@ -10,31 +10,35 @@ import numpy as np
 import pytest
 
 from napari_calcite_afm.io import AFMFileError, AFMStack, is_supported, read_stack, write_tiff
+from napari_calcite_afm.io.nanosurf_ntmdt import converter_available
+
+GWYDDION = converter_available()  # the optional reader of .nid and .mdt
 
 # Every file in shared/data/afm-real: expected format, shape (frames, rows, cols),
-# pixel size in nm (SOURCES.md), or None where the file must be refused.
+# pixel size in nm (SOURCES.md; .ibw: the wave scaling, ScanSize / (points - 1)), or
+# None where the file must be refused (.nid and .mdt without the optional extra).
 EXPECTED = {
     "afmreader_sample_0.h5-jpk": ("h5-jpk", (4, 128, 128), 1.171875),
     "afmreader_sample_0.jpk": ("jpk", (1, 256, 256), 1.2770176335964876),
     "afmreader_sample_0.stp": ("stp", (1, 512, 512), 0.9765625),
     "afmreader_sample_0.top": ("top", (1, 512, 512), 0.9765625),
     "afmreader_sample_0_1.topostats": ("topostats", (1, 64, 64), 1.97601171875),
-    "nanoafmr_AR_20211011.ibw": ("ibw", (1, 128, 128), 31.25),
-    "nanoafmr_NanoSurf_20160301.nid": None,
+    "nanoafmr_AR_20211011.ibw": ("ibw", (1, 128, 128), 4000 / 127),
+    "nanoafmr_NanoSurf_20160301.nid": ("nid", (1, 128, 128), 78.125) if GWYDDION else None,
     "nanoafmr_Park_20210916_034.tiff": ("park-tiff", (1, 256, 256), 2500 / 256),
     "nanoafmr_Veeco_20160622.003": ("spm", (1, 512, 512), 3.455234375),
     "nanoafmr_kpg20080408.007": ("spm", (1, 256, 256), 3.90625),
     "playnano_asd_sample_0.asd": ("asd", (32, 200, 200), 0.5),
     "scifi_GwiddionReader_chip_legacyGWYO.gwy": None,
-    "scifi_IgorIBWReader_ImageStack_BTFO_DSO.ibw": ("ibw", (1, 256, 256), 7.8125),
-    "scifi_IgorIBWReader_P0089OP0027.ibw": ("ibw", (1, 256, 256), 7.8125),
+    "scifi_IgorIBWReader_ImageStack_BTFO_DSO.ibw": ("ibw", (1, 256, 256), 2000 / 255),
+    "scifi_IgorIBWReader_P0089OP0027.ibw": ("ibw", (1, 256, 256), 2000 / 255),
     "scifi_PTO_110_Virgin0001.gwy": ("gwy", (1, 256, 256), 10040 / 256),
-    "scifi_test_mdt.mdt": None,
+    "scifi_test_mdt.mdt": ("mdt", (1, 256, 256), 11.767974683) if GWYDDION else None,
     "synthetic_topostats_orientation_landscape.gwy": ("gwy", (1, 170, 220), 1000 / 220),
     "synthetic_topostats_orientation_square.gwy": ("gwy", (1, 256, 256), 3.90625),
-    "tono_LB_media0002.ibw": ("ibw", (1, 256, 256), 75000 / 256),
+    "tono_LB_media0002.ibw": ("ibw", (1, 256, 256), 75000 / 255),
     "tono_float32_height_m.tiff": ("tiff", (1, 512, 1024), 1.0),
-    "tono_whiskers.ibw": ("ibw", (1, 512, 256), 30000 / 256),
+    "tono_whiskers.ibw": ("ibw", (1, 512, 256), 30000 / 255),
     "topostats_old_bruker.002": ("spm", (1, 256, 256), 58.59375),
     "topostats_old_bruker.004": ("spm", (1, 256, 256), 58.59375),
 }
@@ -50,7 +54,9 @@ def test_every_real_file_is_read_or_refused_cleanly(real_dir, read_quiet):
             with pytest.raises(AFMFileError) as info:
                 read_quiet(path)
             assert path.name in str(info.value)
-            if path.name in EXPECTED:  # known refusals: mdt, nid, legacy GWYO
+            if path.suffix in (".nid", ".mdt"):  # without the optional extra
+                assert "napari-calcite-afm[gwyddion]" in info.value.problem
+            elif path.name in EXPECTED:  # known refusals: legacy GWYO
                 assert "not supported" in info.value.problem
             continue
         fmt, shape, px = expected

@@ -15,6 +15,7 @@ import pytest
 from scipy import ndimage
 
 from napari_calcite_afm.io import read_stack
+from napari_calcite_afm.io.nanosurf_ntmdt import converter_available
 from napari_calcite_afm.level import (
     BadLines,
     LevelError,
@@ -231,6 +232,9 @@ REAL_FILES = [
     "topostats_old_bruker.002",
     "topostats_old_bruker.004",
 ]
+#: Read through the optional gwyddion extra (gwyddionpy's converter) where it is installed.
+if converter_available():
+    REAL_FILES += ["nanoafmr_NanoSurf_20160301.nid", "scifi_test_mdt.mdt"]
 #: The ASD movie's frames from 22 on: the tip loses the surface (the z scanner drifts
 #: by up to 150 nm within a frame, then most lines sit at the range limits 0 and
 #: -249.3 nm); the lines really stand out there, and nothing can level them.

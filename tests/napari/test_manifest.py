@@ -38,7 +38,7 @@ def test_manifest_validates_and_imports():
     for widget in manifest.contributions.widgets:
         assert widget.command in commands
     assert {r.command for r in manifest.contributions.readers} == {f"{PLUGIN}.get_reader"}
-    assert len(manifest.contributions.writers) == 2
+    assert len(manifest.contributions.writers) == 3
     assert manifest.contributions.sample_data[0].key == "calcite_dissolution"
 
 

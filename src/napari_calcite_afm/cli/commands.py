@@ -73,8 +73,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_level(args: argparse.Namespace) -> int:
-    """``calcite-afm level INPUT --out OUT``: write the levelled (registered) heights, nm."""
-    from ..io import read_stack, write_tiff
+    """``calcite-afm level INPUT --out OUT``: write the levelled (registered) heights, nm,
+    as TIFF, or as a Gwyddion file where OUT ends in ``.gwy``."""
+    from ..io import read_stack, write_gwy, write_tiff
     from ..level import LevelError, LevelSettings, level_stack, register_stack
 
     _check_paths([("INPUT", args.input)], files=[("--out", args.out)])
@@ -94,12 +95,12 @@ def cmd_level(args: argparse.Namespace) -> int:
         cleaned = reg.aligned
         metadata["drift_shifts_px"] = np.asarray(reg.shifts).round(3).tolist()
         metadata["valid_region"] = [[s.start, s.stop] for s in reg.valid]
-    out = write_tiff(
-        args.out,
-        cleaned.astype(np.float32),
-        stack.pixel_size_nm,
-        frame_interval_s=stack.frame_interval_s,
-        metadata=metadata,
+    if str(args.out).lower().endswith(".gwy"):  # Gwyddion: one data field per frame
+        writer, timing = write_gwy, {"frame_times_s": stack.frame_times_s}
+    else:
+        writer, timing = write_tiff, {"frame_interval_s": stack.frame_interval_s}
+    out = writer(
+        args.out, cleaned.astype(np.float32), stack.pixel_size_nm, metadata=metadata, **timing
     )
     print(f"wrote {out} {cleaned.shape} float32 nm, {stack.pixel_size_nm:.4g} nm/px")
     return 0

@@ -53,7 +53,11 @@ def _add_info_parser(sub) -> None:
 def _add_level_parser(sub) -> None:
     p = sub.add_parser("level", help="remove tilt, bow, scan-line offsets, scars (and drift)")
     _add_input(p)
-    p.add_argument("--out", required=True, help="output TIFF (float32 heights in nm)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output TIFF (float32 heights in nm), or a Gwyddion file where it ends in .gwy",
+    )
     p.add_argument("--register", action="store_true", help="also correct frame-to-frame drift")
     _add_channel(p)
     p.add_argument(

@@ -26,10 +26,13 @@ extension                 ``format``  reader
 ``.tif``, ``.tiff``       tiff        tifffile (ImageJ hyperstacks, plain TIFF)
 ``.tif``, ``.tiff``       park-tiff   own reader of Park Systems TIFF (private tags)
 ``.npy``, ``.npz``        npy, npz    numpy
+``.nid``, ``.mdt``        nid, mdt    Gwyddion's converter through ``gwyddionpy`` (the
+                                      optional ``gwyddion`` extra: NanoSurf, NT-MDT)
 ========================  ==========  ===================================================
 
 Files whose pixels are not square keep their rows and columns; ``pixel_size_nm`` is the
-fast-axis (column) pixel size, ``metadata["pixel_size_y_nm"]`` the row pitch, and a
+fast-axis (column) pixel size, ``metadata["pixel_size_y_nm"]`` the row pitch, and where
+the two differ by more than 1 % ``metadata["non_square_pixels"]`` is True and a
 ``UserWarning`` is issued.
 
 The package holds one concept per module:
@@ -45,7 +48,10 @@ The package holds one concept per module:
   :mod:`~napari_calcite_afm.io.topostats`, :mod:`~napari_calcite_afm.io.park`,
   :mod:`~napari_calcite_afm.io.tiff` and :mod:`~napari_calcite_afm.io.arrays`
   (.npy/.npz);
-- :mod:`~napari_calcite_afm.io.write`: :func:`write_tiff`;
+- :mod:`~napari_calcite_afm.io.nanosurf_ntmdt`: NanoSurf ``.nid`` and NT-MDT ``.mdt``
+  through the optional Gwyddion converter;
+- :mod:`~napari_calcite_afm.io.write`: :func:`write_tiff` and :func:`write_gwy`
+  (Gwyddion files, read back as the same stack);
 - :mod:`~napari_calcite_afm.io.labels`: :func:`read_labels`;
 - :mod:`~napari_calcite_afm.io._common`: the helpers the readers share (errors, units,
   channel choice);
@@ -77,7 +83,7 @@ from ._common import _z_factor_arg as _z_factor_arg
 from .labels import read_labels
 from .registry import SUPPORTED_EXTENSIONS, is_supported
 from .stack import AFMStack, list_channels, read_stack
-from .write import write_tiff
+from .write import write_gwy, write_tiff
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -89,5 +95,6 @@ __all__ = [
     "list_channels",
     "read_labels",
     "read_stack",
+    "write_gwy",
     "write_tiff",
 ]

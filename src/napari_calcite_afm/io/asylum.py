@@ -3,11 +3,16 @@
 AFMReader's ``ibw.load_ibw`` reads the channel; three of its results are corrected here
 (AFMReader 0.0.7):
 
-- the pixel size is ``FastScanSize / points per line`` in nm (AFMReader divides the
-  *slow* scan size, which is wrong whenever the scan is not square, e.g. 30 um x 60 um
-  over 256 x 512 pixels); the row pitch ``SlowScanSize / lines`` goes to
-  ``metadata["pixel_size_y_nm"]`` and AFMReader's value to
-  ``metadata["pixel_size_afmreader_nm"]``;
+- the pixel size is the wave's own scaling, the x step per point of the columns
+  (``sfA[0]``, in m, as Igor and Gwyddion read it); Asylum sets it to
+  ``FastScanSize / (points - 1)``: the scan size is the distance between the first and
+  the last point. AFMReader divides the *slow* scan size by the points, which is wrong
+  by the ratio of the two sizes whenever the scan is not square (30 um x 60 um over
+  256 x 512 pixels). The row pitch (``sfA[1]``) goes to
+  ``metadata["pixel_size_y_nm"]``, ``FastScanSize / points`` to
+  ``metadata["pixel_size_scan_size_nm"]`` and AFMReader's value to
+  ``metadata["pixel_size_afmreader_nm"]`` (docs/reading-and-levelling.md, "Pixel
+  size");
 - igor2 decodes dimension labels with trailing garbage (``'PhaseRetracerace'``): the
   names are re-read from the file's 32-byte label fields, and both spellings are
   accepted as ``channel``;
@@ -27,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AFMFileError
-from ._common import Raw, _afmreader, _pick_channel, _quiet_logs, _short
+from ._common import Raw, _afmreader, _length_factor, _pick_channel, _quiet_logs, _short
 
 
 def _ibw_clean_labels(path: Path) -> list[str] | None:
@@ -175,17 +180,44 @@ def _list_ibw(path: Path) -> list[str]:
     return _ibw_load(path)[2]
 
 
-def _ibw_pixel_size(path: Path, note: dict, shape: tuple, meta: dict) -> float:
-    """Pixel size in nm from the note's FastScanSize (the row pitch goes to ``meta``)."""
-    rows, cols = shape
+def _ibw_scaling_nm(scan: dict, dim: int) -> float | None:
+    """The wave scaling step of dimension ``dim`` in nm, or None where the wave's
+    dimension unit is not a length or the step is not a positive number."""
     try:
-        fast = float(note["FastScanSize"]) * 1e9  # m -> nm
-        px = fast / cols
-    except (KeyError, ValueError) as exc:
-        raise AFMFileError(path, "the wave note has no usable FastScanSize") from exc
+        header = scan["wave"]["wave_header"]
+        unit = b"".join(header["dimUnits"][dim]).decode("latin-1")
+        factor = _length_factor(unit)
+        step = abs(float(header["sfA"][dim])) * factor if factor else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return step if step is not None and math.isfinite(step) and step > 0 else None
+
+
+def _ibw_pixel_size(path: Path, scan: dict, note: dict, shape: tuple, meta: dict) -> float:
+    """Pixel size in nm: the wave scaling of the columns (Igor's x step per point),
+    else ``FastScanSize / (points - 1)`` from the note; the row pitch goes to ``meta``.
+
+    The image is the transposed wave, so its columns are the wave's dimension 0 and
+    its rows dimension 1.
+    """
+    rows, cols = shape
     with contextlib.suppress(KeyError, ValueError, ZeroDivisionError):
-        slow = float(note["SlowScanSize"]) * 1e9
-        meta["pixel_size_y_nm"] = slow / rows
+        meta["pixel_size_scan_size_nm"] = float(note["FastScanSize"]) * 1e9 / cols
+    px, py = _ibw_scaling_nm(scan, 0), _ibw_scaling_nm(scan, 1)
+    if px is not None:
+        meta["pixel_size_from"] = "wave scaling"
+    else:
+        try:
+            px = float(note["FastScanSize"]) * 1e9 / max(cols - 1, 1)  # m -> nm
+        except (KeyError, ValueError) as exc:
+            raise AFMFileError(
+                path, "neither the wave scaling nor the note (FastScanSize) gives a pixel size"
+            ) from exc
+        meta["pixel_size_from"] = "FastScanSize / (points - 1)"
+        with contextlib.suppress(KeyError, ValueError):
+            py = float(note["SlowScanSize"]) * 1e9 / max(rows - 1, 1)
+    if py is not None:
+        meta["pixel_size_y_nm"] = py
     return px
 
 
@@ -204,7 +236,7 @@ def _read_ibw(path: Path, channel: str | None) -> Raw:
         raise AFMFileError(path, f"could not read channel {name!r} ({_short(exc)})") from exc
     note = _ibw_note(scan)
     meta: dict[str, Any] = {"channels": clean, "note": note}
-    px = _ibw_pixel_size(path, note, image.shape, meta)
+    px = _ibw_pixel_size(path, scan, note, image.shape, meta)
     meta["pixel_size_afmreader_nm"] = float(_px_afmreader)
     low = name.lower()
     if low.startswith("phase"):

@@ -1,4 +1,4 @@
-"""Reading label stacks (TIFF, ``.npy``, ``.npz``) with the label values checked.
+"""Reading label stacks (TIFF, ``.npy``, ``.npz``, ``.gwy``) with the label values checked.
 
 Label values are those of :mod:`napari_calcite_afm.labels`: 0 unlabelled, 1 multilayer
 pit, 2 terrace, 3 monolayer pit; every array goes through its
@@ -49,20 +49,25 @@ def _label_array(p: Path) -> np.ndarray:
             raise
         except Exception as exc:
             raise AFMFileError(p, f"corrupt or truncated .npz file ({_short(exc)})") from exc
+    if ext == ".gwy":  # written by write_gwy: the "labels" group of fields
+        from .gwyddion import _read_gwy
+
+        return _read_gwy(p, "labels")[0]
     raise AFMFileError(
-        p, f"labels must be a TIFF, .npy or .npz file, not {ext or 'no extension'!r}"
+        p, f"labels must be a TIFF, .npy, .npz or .gwy file, not {ext or 'no extension'!r}"
     )
 
 
 def read_labels(path: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Read a label stack (TIFF, .npy or .npz) as ``uint8 (frames, rows, cols)``.
+    """Read a label stack (TIFF, .npy, .npz or .gwy) as ``uint8 (frames, rows, cols)``.
 
     Parameters
     ----------
     path : str or os.PathLike
         TIFF (e.g. written by :func:`~napari_calcite_afm.io.write.write_tiff` or saved
-        from Fiji/napari), ``.npy``, or ``.npz`` (array ``labels``, else the first
-        array).
+        from Fiji/napari), ``.npy``, ``.npz`` (array ``labels``, else the first
+        array), or ``.gwy`` written by :func:`~napari_calcite_afm.io.write.write_gwy`
+        with labels (its ``"labels"`` fields).
     shape : tuple of int, optional
         Expected shape, ``(rows, cols)`` or ``(frames, rows, cols)`` in pixels (e.g.
         ``stack.heights.shape``); a 2-D shape checks only the frame size.

@@ -25,6 +25,7 @@ from .asylum import _list_ibw, _read_ibw
 from .bruker import _list_spm, _read_spm
 from .gwyddion import _list_gwy, _read_gwy
 from .jpk import _read_h5jpk, _read_jpk
+from .nanosurf_ntmdt import _list_gwyddionpy, _read_gwyddionpy
 from .tiff import _read_tiff
 from .topostats import _read_topostats
 from .wsxm import _list_stp, _list_top, _read_stp, _read_top
@@ -90,6 +91,9 @@ FORMATS: dict[str, Format] = {
         Format("tiff", (".tif", ".tiff"), _read_tiff, z_unit="reader"),
         Format("npy", (".npy",), _read_npy, _list_npy, z_unit="argument"),
         Format("npz", (".npz",), _read_npz, z_unit="argument"),
+        # through the optional gwyddion extra (Gwyddion's converter, GPL-2)
+        Format("nid", (".nid",), _read_gwyddionpy, _list_gwyddionpy),
+        Format("mdt", (".mdt",), _read_gwyddionpy, _list_gwyddionpy),
     )
 }
 
@@ -106,8 +110,6 @@ _SUPPORTED_TEXT = ".spm, .000-.999 (Bruker), " + ", ".join(
 
 # Formats that users may try but that no reader here handles.
 _KNOWN_UNSUPPORTED: dict[str, str] = {
-    ".mdt": "NT-MDT .mdt",
-    ".nid": "NanoSurf .nid",
     ".sxm": "Nanonis .sxm",
     ".sm4": "RHK .sm4",
     ".sdf": "Surface Data File",
@@ -174,11 +176,12 @@ def is_supported(path: Any) -> bool:
     bool
         True where the extension (``.spm``, ``.000``-``.999``, ``.ibw``, ``.gwy``,
         ``.jpk``, ``.h5-jpk``, ``.asd``, ``.stp``, ``.top``, ``.topostats``, ``.tif``,
-        ``.tiff``, ``.npy``, ``.npz``) is supported. Never raises.
+        ``.tiff``, ``.npy``, ``.npz``, and ``.nid``, ``.mdt`` through the optional
+        ``gwyddion`` extra) is supported. Never raises.
 
     Examples
     --------
-    >>> is_supported("scan.IBW"), is_supported("scan.007"), is_supported("scan.mdt")
+    >>> is_supported("scan.IBW"), is_supported("scan.007"), is_supported("scan.sxm")
     (True, True, False)
     >>> is_supported(["a.gwy", "b.tif"])
     True
