@@ -6,6 +6,13 @@ per pixel like the study's frames) and saved to
 ``src/napari_calcite_afm/models/default.pt`` (two classes: multilayer pit / terrace) or,
 with ``--n-classes 3``, ``default3.pt`` (monolayer pits as a third class).
 
+``--generator`` chooses the training frames
+(:func:`napari_calcite_afm.synthetic.make_training_frames`): ``standard`` (the default,
+as above), ``wide`` (the same generator with every setting drawn from wide ranges, pixel
+sizes 2-20 nm), ``cellular`` (a lattice simulation of step retreat, built another way) or
+``mix`` (wide and cellular frames alternating), so that the shipped models meet surfaces
+unlike one generator's; the validation frames come from the same generator.
+
 Synthetic seeds: training frames ``7_000_000 + i``, validation frames ``7_500_000 + i``.
 The tests use seeds 0-99 and 424242 and the benchmark 9_000_000 + i / 9_100_000 + i, so
 the default model never saw the frames it is tested on. The seed ranges are stored in the
@@ -18,6 +25,7 @@ and bfloat16 steps became the defaults, hence ``--decoder concat --precision flo
         --iterations 3200 --batch-size 32                       # default.pt (one line)
     python scripts/train_default_model.py --decoder concat --precision float32
         --n-classes 3 --iterations 1600 --batch-size 32         # default3.pt (one line)
+    python scripts/train_default_model.py --generator mix ...   # on wide + cellular frames
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from napari_calcite_afm.segmentation import (
     segmentation_metrics,
     train_model,
 )
-from napari_calcite_afm.synthetic import make_frames
+from napari_calcite_afm.synthetic import TRAINING_GENERATORS, make_training_frames
 
 TRAIN_SEED0 = 7_000_000
 VAL_SEED0 = 7_500_000
@@ -71,15 +79,29 @@ def main(argv=None) -> int:
         help="training-step arithmetic (the shipped models: float32)",
     )
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames")
+    ap.add_argument(
+        "--generator",
+        choices=TRAINING_GENERATORS,
+        default="standard",
+        help="training and validation frames: standard (default), wide, cellular, or mix "
+        "(wide and cellular alternating)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")
     args = ap.parse_args(argv)
     out = args.out or default_model_path(args.n_classes)
 
     t0 = time.perf_counter()
-    tr_raw, tr_lab = make_frames(args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs)
-    va_raw, va_lab = make_frames(args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs)
-    print(f"generated {args.n_train} + {args.n_val} frames in {time.perf_counter() - t0:.0f} s")
+    gen = args.generator
+    tr_raw, tr_lab, tr_px = make_training_frames(
+        gen, args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs, return_pixel_size=True
+    )
+    va_raw, va_lab = make_training_frames(
+        gen, args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs
+    )
+    print(
+        f"generated {args.n_train} + {args.n_val} {gen} frames in {time.perf_counter() - t0:.0f} s"
+    )
 
     budget = {
         k: v for k, v in (("iterations", args.iterations), ("batch_size", args.batch_size)) if v
@@ -117,9 +139,16 @@ def main(argv=None) -> int:
                 f"default {args.n_classes}-class model, trained by "
                 "scripts/train_default_model.py on synthetic frames"
             ),
-            "training_data": "napari_calcite_afm.synthetic.make_frame (raw frames, all artifacts)",
+            "training_data": (
+                "napari_calcite_afm.synthetic.make_frame (raw frames, all artifacts)"
+                if gen == "standard"
+                else f"napari_calcite_afm.synthetic.make_training_frames({gen!r}) (raw frames)"
+            ),
+            "generator": gen,
             "frame_size_px": args.size,
-            "pixel_size_nm": 11.7,
+            # the median training pixel size; wide and cellular frames span a range
+            "pixel_size_nm": float(np.median(tr_px)),
+            "pixel_size_range_nm": [float(tr_px.min()), float(tr_px.max())],
             "training_seeds": [TRAIN_SEED0, TRAIN_SEED0 + args.n_train],
             "validation_seeds": [VAL_SEED0, VAL_SEED0 + args.n_val],
             "validation_metrics": {k: v for k, v in metrics.items() if k != "confusion"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 
@@ -35,9 +36,11 @@ def test_params_give_the_same_series_as_keywords():
 
 def test_defaults_are_those_of_make_series():
     sig = inspect.signature(make_series).parameters
-    for name, value in SeriesParams().to_dict().items():
-        assert sig[name].default == value, name
+    for f in dataclasses.fields(SeriesParams):
+        assert sig[f.name].default == f.default, f.name
     assert set(SeriesParams().to_dict()) == set(sig) - {"progress", "stop", "params"}
+    # the standard variety's pixel size left to None is 11.7 nm
+    assert SeriesParams().to_dict()["pixel_size_nm"] == 11.7
 
 
 def test_to_dict_from_dict_and_series_record():

@@ -24,7 +24,14 @@ Modules: :mod:`.params` (the settings, :class:`SeriesParams`), :mod:`.crystal`
 (rhombus geometry, vicinal steps), :mod:`.pits` (pit nucleation and growth),
 :mod:`.surface_model` (the random model of a series), :mod:`.render` (heights and
 labels), :mod:`.artifacts` (scan artifacts), :mod:`.fields` (random fields),
-:mod:`.generators` (the public generators).
+:mod:`.generators` (the public generators), :mod:`.wide` (the "wide" variety: settings
+drawn from wide ranges).
+
+A second, structurally different generator simulates dissolution on a cellular lattice
+(:func:`make_cellular_series`, :func:`make_cellular_frame`): :mod:`.cellular`,
+:mod:`.cellular_params`, :mod:`.lattice` (the automaton), :mod:`.lattice_render`
+(pixels and labels), :mod:`.scan_model` (its own roughness, noise and artifacts).
+:func:`make_training_frames` makes training frames of either by name.
 
 Examples
 --------
@@ -43,6 +50,8 @@ from __future__ import annotations
 
 from ..labels import LABEL_MONOLAYER, LABEL_MULTILAYER, LABEL_TERRACE
 from .artifacts import add_artifacts
+from .cellular import make_cellular_frame, make_cellular_frames, make_cellular_series
+from .cellular_params import CellularParams
 from .crystal import (
     OBTUSE_TO_ACUTE_VELOCITY,
     RHOMB_ACUTE_ANGLE_DEG,
@@ -52,8 +61,11 @@ from .crystal import _crystal_axes as _crystal_axes  # private, used by tests
 from .generators import SyntheticSeries, make_frame, make_frames, make_series
 from .generators import _raw_and_labels as _raw_and_labels  # the make_frames worker
 from .params import SeriesParams
+from .training_sets import GENERATORS, TRAINING_GENERATORS, make_training_frames
 
 __all__ = [
+    "CellularParams",
+    "GENERATORS",
     "LABEL_MONOLAYER",
     "LABEL_MULTILAYER",
     "LABEL_TERRACE",
@@ -62,8 +74,13 @@ __all__ = [
     "STEP_HEIGHT_NM",
     "SeriesParams",
     "SyntheticSeries",
+    "TRAINING_GENERATORS",
     "add_artifacts",
+    "make_cellular_frame",
+    "make_cellular_frames",
+    "make_cellular_series",
     "make_frame",
     "make_frames",
     "make_series",
+    "make_training_frames",
 ]

@@ -64,14 +64,27 @@ def _gauge(model: _Model, dx: np.ndarray, dy: np.ndarray, v_obtuse: float, v_acu
     """Time (s) a pit's steps need to reach offset ``(dx, dy)`` nm from its source.
 
     The rhombus of age ``a`` is ``gauge <= a``: its two acute (slow) sides meet at the
-    78 degree corner, its two obtuse (fast) sides at the opposite one.
+    78 degree corner, its two obtuse (fast) sides at the opposite one. With the wide
+    variety the sides of normal ``n2`` retreat ``model.aspect`` times faster, and the
+    corners are rounded by a smooth maximum (``model.corner_rounding_s``).
     """
     dt = dx.dtype
     p1 = dx * dt.type(model.n1[0]) + dy * dt.type(model.n1[1])
     p2 = dx * dt.type(model.n2[0]) + dy * dt.type(model.n2[1])
     fo = dt.type(1.0 / v_obtuse)
     fa = dt.type(-1.0 / v_acute)
-    return np.maximum(np.maximum(p1 * fo, p1 * fa), np.maximum(p2 * fo, p2 * fa))
+    fo2 = dt.type(1.0 / (v_obtuse * model.aspect))
+    fa2 = dt.type(-1.0 / (v_acute * model.aspect))
+    first = np.maximum(p1 * fo, p1 * fa)
+    second = np.maximum(p2 * fo2, p2 * fa2)
+    if model.corner_rounding_s > 0:
+        return _smooth_max(first, second, model.corner_rounding_s)
+    return np.maximum(first, second)
+
+
+def _smooth_max(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    """``max(a, b)`` with the corner rounded over ``width``: ``(a + b + hypot(a - b, w)) / 2``."""
+    return 0.5 * (a + b + np.hypot(a - b, a.dtype.type(width)))
 
 
 def _gauge_outer(model: _Model, dy: np.ndarray, dx: np.ndarray, v_obtuse: float, v_acute: float):
@@ -79,14 +92,22 @@ def _gauge_outer(model: _Model, dy: np.ndarray, dx: np.ndarray, v_obtuse: float,
     functions, each an outer sum (float32, few passes over the box)."""
     f32 = np.float32
     g = None
+    pairs = []
     for n, f in (
         (model.n1, 1.0 / v_obtuse),
         (model.n1, -1.0 / v_acute),
-        (model.n2, 1.0 / v_obtuse),
-        (model.n2, -1.0 / v_acute),
+        (model.n2, 1.0 / (v_obtuse * model.aspect)),
+        (model.n2, -1.0 / (v_acute * model.aspect)),
     ):
         term = np.add.outer(dy * f32(n[1] * f), dx * f32(n[0] * f))
+        if model.corner_rounding_s > 0:
+            pairs.append(term)
+            continue
         g = term if g is None else np.maximum(g, term, out=g)
+    if pairs:
+        first = np.maximum(pairs[0], pairs[1])
+        second = np.maximum(pairs[2], pairs[3])
+        return _smooth_max(first, second, model.corner_rounding_s)
     return g
 
 
@@ -95,10 +116,12 @@ def _draw_crystal(
     orientation_deg: float | None,
     step_velocity_nm_s: float | None,
     drawn: dict[str, Any],
+    ratio: float = OBTUSE_TO_ACUTE_VELOCITY,
 ) -> dict[str, Any]:
     """Draw the crystal orientation and step kinetics (the ``_Model`` fields they set).
 
     ``None`` arguments are drawn from ``rng``; what was used is recorded in ``drawn``.
+    ``ratio`` is the obtuse-to-acute velocity ratio.
     """
     if orientation_deg is None:
         orientation_deg = float(rng.uniform(0.0, 360.0))
@@ -106,7 +129,7 @@ def _draw_crystal(
     if step_velocity_nm_s is None:
         step_velocity_nm_s = _loguniform(rng, 0.12, 0.45)
     v_obtuse = float(step_velocity_nm_s)
-    v_acute = v_obtuse / OBTUSE_TO_ACUTE_VELOCITY
+    v_acute = v_obtuse / ratio
     drawn["orientation_deg"] = float(orientation_deg)
     drawn["obtuse_step_velocity_nm_s"] = v_obtuse
     drawn["acute_step_velocity_nm_s"] = v_acute
@@ -123,12 +146,14 @@ def _draw_vicinal_steps(
     v_obtuse: float,
     v_acute: float,
     drawn: dict[str, Any],
+    wide=None,
 ) -> dict[str, Any]:
     """Draw the vicinal staircase: direction, spacing, retreat velocity, waviness.
 
     Returns the ``_Model`` fields it sets (``normal``, ``spacing_nm``,
     ``step_velocity_nm_s``, ``xi_offset_nm``, ``waviness_nm``, a padded canvas in nm);
-    what was drawn is recorded in ``drawn``.
+    what was drawn is recorded in ``drawn``. ``wide`` (the wide variety's draws) sets
+    the waviness.
     """
     p = pixel_size_nm
     n_canvas = size + 2 * pad
@@ -138,13 +163,20 @@ def _draw_vicinal_steps(
     downhill = float(rng.uniform(0.0, 2 * math.pi))
     normal = (math.cos(downhill), math.sin(downhill))
     v_step = float(rng.uniform(v_acute, 0.5 * (v_acute + v_obtuse)))
-    wav_len = float(rng.uniform(120.0, 450.0))  # nm, correlation length of the waviness
-    wav_amp = float(rng.uniform(0.12, 0.3)) * min(wav_len, 1.5 * spacing)
-    waviness = wav_amp * _smooth_noise(rng, (n_canvas, n_canvas), wav_len / p)
-    fine_len = float(rng.uniform(25.0, 60.0))
-    waviness += float(rng.uniform(2.0, 6.0)) * _smooth_noise(
-        rng, (n_canvas, n_canvas), fine_len / p
-    )
+    if wide is None:
+        wav_len = float(rng.uniform(120.0, 450.0))  # nm, correlation length of the waviness
+        wav_amp = float(rng.uniform(0.12, 0.3)) * min(wav_len, 1.5 * spacing)
+        waviness = wav_amp * _smooth_noise(rng, (n_canvas, n_canvas), wav_len / p)
+        fine_len = float(rng.uniform(25.0, 60.0))
+        waviness += float(rng.uniform(2.0, 6.0)) * _smooth_noise(
+            rng, (n_canvas, n_canvas), fine_len / p
+        )
+    else:
+        w = wide.waviness
+        wav_len = w["length_nm"]
+        wav_amp = w["amplitude"] * min(wav_len, 1.5 * spacing)
+        waviness = wav_amp * _smooth_noise(rng, (n_canvas, n_canvas), wav_len / p)
+        waviness += w["fine_nm"] * _smooth_noise(rng, (n_canvas, n_canvas), w["fine_length_nm"] / p)
     centre = 0.5 * (size - 1) * p
     xi_offset = -(centre * normal[0] + centre * normal[1]) + float(rng.uniform(0, spacing))
     drawn.update(

@@ -27,10 +27,11 @@ from .artifacts import (
 )
 from .crystal import STEP_HEIGHT_NM
 from .fields import _smooth_noise, _spawn
-from .params import _SERIES_FIELDS, SeriesParams, _check_args
+from .params import _SERIES_FIELDS, STANDARD_PIXEL_SIZE_NM, SeriesParams
 from .pits import _mono_arrival
 from .render import _MARGIN, _render
 from .surface_model import _build_model, _Model
+from .wide import VARIETIES, _draw_wide, _Wide
 
 __all__ = ["SyntheticSeries", "make_frame", "make_frames", "make_series"]
 
@@ -106,7 +107,7 @@ def make_series(
     n_frames: int = 10,
     size: int = 512,
     *,
-    pixel_size_nm: float = 11.7,
+    pixel_size_nm: float | None = None,
     frame_interval_s: float = 300.0,
     seed: int | None = 0,
     n_multilayer: int | None = None,
@@ -121,6 +122,7 @@ def make_series(
     orientation_deg: float | None = None,
     step_velocity_nm_s: float | None = None,
     drift_px_per_frame: float = 1.5,
+    variety: str = "standard",
     progress: Callable[[dict], None] | None = None,
     stop: Callable[[], bool] | threading.Event | None = None,
     params: SeriesParams | None = None,
@@ -137,8 +139,9 @@ def make_series(
         Number of frames.
     size : int
         Frame size, pixels (frames are square ``size x size``).
-    pixel_size_nm : float
-        Pixel size, nm (11.7 nm: a 6 µm frame of 512 pixels).
+    pixel_size_nm : float, optional
+        Pixel size, nm. Default: 11.7 nm (a 6 µm frame of 512 pixels); drawn in
+        [2, 20] nm (log-uniform) with ``variety="wide"``.
     frame_interval_s : float
         Time between frames, s.
     seed : int or None
@@ -172,6 +175,10 @@ def make_series(
         Default: drawn in [0.12, 0.45] nm/s (log-uniform).
     drift_px_per_frame : float
         Scale of the drift, pixels per frame.
+    variety : str
+        ``"standard"`` or ``"wide"``: draw every setting left to None, the pit shapes
+        and walls, waviness, roughness lengths and scan artifacts from wide ranges
+        (:mod:`napari_calcite_afm.synthetic.wide`), recorded in ``params["drawn"]``.
     progress : callable, optional
         Called after each frame with ``{"frame": k, "n_frames": n}``.
     stop : callable or threading.Event, optional
@@ -200,20 +207,34 @@ def make_series(
     >>> p = SeriesParams(n_frames=4, size=96, seed=7, n_multilayer=1)
     >>> bool(np.array_equal(make_series(params=p).raw, s.raw))
     True
+    >>> w = make_series(n_frames=2, size=64, seed=7, variety="wide")
+    >>> 2.0 <= w.pixel_size_nm <= 20.0, "wide" in w.params["drawn"]
+    (True, True)
     """
     settings = locals()  # the keyword settings, read before any other local is made
     params = _series_params(params, {name: settings[name] for name in _SERIES_FIELDS})
     params.check()
     n_frames = int(params.n_frames)
+    wide = _draw_wide(params)
     rng_model, rng_drift, rng_rough, rng_art = _spawn(params.seed, 4)
     drift_px = _draw_drift(rng_drift, n_frames, params.drift_px_per_frame if params.drift else 0.0)
     pad = math.ceil(float(np.abs(drift_px).max())) + _MARGIN + 3
     duration = (n_frames - 1) * float(params.frame_interval_s)
-    model, drawn = _build_model(rng_model, params, duration_s=duration, pad=pad)
-    scan = _draw_scan_settings(rng_art, params.noise_nm)  # jittered per frame
+    model, drawn = _build_model(rng_model, params, duration_s=duration, pad=pad, wide=wide)
+    if wide is None:
+        scan = _draw_scan_settings(rng_art, params.noise_nm)  # jittered per frame
+    else:
+        scan = _wide_scan_settings(rng_art, wide, params.noise_nm)
     drawn.update(**scan.record(), drift_px=drift_px.tolist())
     frames = _series_frames(
-        model, params, drift_px, (rng_rough, rng_art), scan, progress=progress, stop=stop
+        model,
+        params,
+        drift_px,
+        (rng_rough, rng_art),
+        scan,
+        progress=progress,
+        stop=stop,
+        blur_px=0.0 if wide is None else _blur_px(wide, model.pixel_size_nm),
     )
     raw, clean, labels, labels_raw = frames
     done = raw.shape[0]
@@ -222,7 +243,7 @@ def make_series(
         raw=raw,
         clean=clean,
         labels=labels,
-        pixel_size_nm=float(params.pixel_size_nm),
+        pixel_size_nm=float(model.pixel_size_nm),
         frame_interval_s=float(params.frame_interval_s),
         drift_px=drift_px[:done],
         params={**params.to_dict(), "drawn": drawn},
@@ -273,9 +294,10 @@ def _series_frames(
     *,
     progress: Callable[[dict], None] | None,
     stop: Callable[[], bool] | threading.Event | None,
+    blur_px: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Render the frames of a series: ``raw, clean, labels, labels_raw``, as many frames
-    as were made before a stop request."""
+    as were made before a stop request (``blur_px``: the tip's blur of the raw frames)."""
     rng_rough, rng_art = rngs
     n_frames = drift_px.shape[0]
     interval = float(params.frame_interval_s)
@@ -302,7 +324,7 @@ def _series_frames(
         else:
             surf, labels_raw[k] = clean[k], labels[k]
         if params.artifacts:
-            raw[k] = _frame_artifacts(surf, rng_art, scan, params.scars)
+            raw[k] = _frame_artifacts(_blur(surf, blur_px), rng_art, scan, params.scars)
         else:
             raw[k] = surf
         done = k + 1
@@ -318,6 +340,7 @@ def make_frame(
     time_s: float | None = None,
     n_frames: int = 10,
     return_hidden: bool = False,
+    return_pixel_size: bool = False,
     **kw: Any,
 ) -> tuple[np.ndarray, ...]:
     """One frame at a random time point of a random series (for training sets).
@@ -340,8 +363,10 @@ def make_frame(
         Length of the notional movie the time is drawn from.
     return_hidden : bool
         Also return the *hidden* multilayer-pit pixels (see Returns).
+    return_pixel_size : bool
+        Also return the pixel size, nm (drawn with ``variety="wide"``).
     **kw
-        Any keyword of :func:`make_series` (``pixel_size_nm``, ``frame_interval_s``,
+        Any keyword of :func:`make_series` (``variety``, ``pixel_size_nm``, ``frame_interval_s``,
         ``n_multilayer``, ``monolayer_density_per_um2``, ``step_height_nm``,
         ``noise_nm``, ``artifacts``, ``scars``, ``roughness``, ``step_density_per_um``,
         ``orientation_deg``, ``step_velocity_nm_s``; ``drift`` and
@@ -363,6 +388,8 @@ def make_frame(
         in the topography: the surface would be the same without the pit. A method can
         only guess these pixels from the shape of the rest of the pit; benchmarks
         report scores with and without them.
+    pixel_size_nm : float
+        Only with ``return_pixel_size``: nm per pixel (last).
 
     Examples
     --------
@@ -372,19 +399,22 @@ def make_frame(
     >>> raw, clean, labels, hidden = make_frame(size=256, seed=5, return_hidden=True)
     >>> bool(hidden.any()), bool(np.all(labels[hidden] == 1))
     (True, True)
+    >>> raw, clean, labels, px = make_frame(64, seed=5, variety="wide", return_pixel_size=True)
+    >>> 2.0 <= px <= 20.0
+    True
     """
     unknown = set(kw) - _FRAME_OPTIONS
     if unknown:
         raise CalciteAFMError(f"make_frame got unknown option(s): {', '.join(sorted(unknown))}")
     params = SeriesParams(n_frames=n_frames, size=size, seed=seed, **kw)
-    pixel_size_nm = float(params.pixel_size_nm)
+    params.check()
+    wide = _draw_wide(params)
     frame_interval_s = float(params.frame_interval_s)
-    _check_args(n_frames, size, pixel_size_nm, frame_interval_s)
     rng_model, rng_rough, rng_art = _spawn(seed, 3)
     duration = (int(n_frames) - 1) * frame_interval_s
     if time_s is None:
         time_s = float(rng_art.uniform(0.0, duration)) if duration > 0 else 0.0
-    model, _ = _build_model(rng_model, params, duration_s=duration, pad=_MARGIN + 2)
+    model, _ = _build_model(rng_model, params, duration_s=duration, pad=_MARGIN + 2, wide=wide)
     rough_t = rough_p = None
     if model.rough_terrace_nm > 0:
         canvas = (model.canvas_size, model.canvas_size)
@@ -392,32 +422,50 @@ def make_frame(
         rough_p = _smooth_noise(rng_rough, canvas, model.rough_pit_px)
     arrival = _mono_arrival(model, float(time_s), float(time_s))
     clean, labels, hidden = _render(model, float(time_s), (0.0, 0.0), arrival, rough_t, rough_p)
-    if params.artifacts:
+    if params.artifacts and wide is None:
         raw = add_artifacts(
             clean,
             rng_art,
             noise_nm=params.noise_nm,
             n_scars=None if params.scars else 0,
         )
+    elif params.artifacts:
+        scan = _wide_scan_settings(rng_art, wide, params.noise_nm)
+        blurred = _blur(clean, _blur_px(wide, model.pixel_size_nm))
+        raw = _frame_artifacts(blurred, rng_art, scan, params.scars)
     else:
         raw = clean.copy()
-    if return_hidden:
-        return raw, clean, labels, hidden
-    return raw, clean, labels
+    out = (raw, clean, labels, hidden) if return_hidden else (raw, clean, labels)
+    return (*out, float(model.pixel_size_nm)) if return_pixel_size else out
 
 
 # the make_series settings make_frame takes as keywords (drift ones accepted, ignored)
 _FRAME_OPTIONS = frozenset(_SERIES_FIELDS) - {"n_frames", "size", "seed"}
 
 
-def _raw_and_labels(size: int, seed: int, hidden: bool = False) -> tuple[np.ndarray, ...]:
-    """One frame of :func:`make_frames`: ``(raw, labels)``, plus the hidden mask if asked."""
-    raw, _clean, labels, mask = make_frame(size, seed=seed, return_hidden=True)
-    return (raw, labels, mask) if hidden else (raw, labels)
+def _raw_and_labels(
+    size: int, seed: int, hidden: bool = False, variety: str = "standard"
+) -> tuple[np.ndarray, ...]:
+    """One frame of :func:`make_frames`: ``(raw, labels)``, plus the hidden mask if asked,
+    plus the pixel size (nm) with the wide variety."""
+    if variety == "standard":
+        raw, _clean, labels, mask = make_frame(size, seed=seed, return_hidden=True)
+        return (raw, labels, mask) if hidden else (raw, labels)
+    raw, _c, labels, mask, px = make_frame(
+        size, seed=seed, return_hidden=True, return_pixel_size=True, variety=variety
+    )
+    return (raw, labels, mask, px) if hidden else (raw, labels, px)
 
 
 def make_frames(
-    n: int, size: int = 512, *, seed0: int = 0, jobs: int = 1, return_hidden: bool = False
+    n: int,
+    size: int = 512,
+    *,
+    seed0: int = 0,
+    jobs: int = 1,
+    return_hidden: bool = False,
+    variety: str = "standard",
+    return_pixel_size: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """``n`` independent training frames, :func:`make_frame` with seeds ``seed0 + i``.
 
@@ -434,6 +482,10 @@ def make_frames(
         number of jobs gives the same frames.
     return_hidden : bool
         Also return the hidden multilayer-pit pixels (:func:`make_frame`).
+    variety : str
+        ``"standard"`` or ``"wide"`` (:func:`make_series`).
+    return_pixel_size : bool
+        Also return each frame's pixel size, nm (drawn with the wide variety).
 
     Returns
     -------
@@ -443,13 +495,20 @@ def make_frames(
         uint8 ``(n, size, size)``: 1 multilayer pit, 2 terrace, 3 monolayer pit.
     hidden : numpy.ndarray
         Only with ``return_hidden``: bool ``(n, size, size)``.
+    pixel_size_nm : numpy.ndarray
+        Only with ``return_pixel_size``: float ``(n,)``, nm per pixel (last).
 
     Examples
     --------
     >>> raw, labels = make_frames(2, 48, seed0=7)
     >>> raw.shape == labels.shape == (2, 48, 48)
     True
+    >>> raw, labels, px = make_frames(2, 48, seed0=7, variety="wide", return_pixel_size=True)
+    >>> px.shape
+    (2,)
     """
+    if variety not in VARIETIES:
+        raise CalciteAFMError(f"variety must be one of {', '.join(VARIETIES)}, got {variety!r}")
     seeds = range(int(seed0), int(seed0) + int(n))
     if jobs > 1 and n > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -461,15 +520,45 @@ def make_frames(
                     [size] * len(seeds),
                     seeds,
                     [return_hidden] * len(seeds),
+                    [variety] * len(seeds),
                     chunksize=4,
                 )
             )
     else:
-        pairs = [_raw_and_labels(size, s, return_hidden) for s in seeds]
+        pairs = [_raw_and_labels(size, s, return_hidden, variety) for s in seeds]
     shape = (len(pairs), size, size)
     raw = np.stack([p[0] for p in pairs]) if pairs else np.zeros(shape, np.float32)
     labels = np.stack([p[1] for p in pairs]) if pairs else np.zeros(shape, np.uint8)
+    out = (raw, labels)
     if return_hidden:
-        hidden = np.stack([p[2] for p in pairs]) if pairs else np.zeros(shape, bool)
-        return raw, labels, hidden
-    return raw, labels
+        out += (np.stack([p[2] for p in pairs]) if pairs else np.zeros(shape, bool),)
+    if return_pixel_size:
+        px = [p[-1] if variety != "standard" else float(STANDARD_PIXEL_SIZE_NM) for p in pairs]
+        out += (np.array(px, dtype=np.float64),)
+    return out
+
+
+def _wide_scan_settings(
+    rng: np.random.Generator, wide: _Wide, noise_nm: float | None
+) -> _ScanSettings:
+    """The scan settings of a wide series (the wide draws, the tilt direction from ``rng``)."""
+    sc = wide.scan
+    noise = wide.fill.get("noise_nm") if noise_nm is None else float(noise_nm)
+    tilt_dir = float(rng.uniform(0.0, 360.0))
+    return _ScanSettings(
+        noise, sc["tilt_nm"], tilt_dir, sc["bow_nm"], sc["row_offset_nm"], sc["scar_rate"]
+    )
+
+
+def _blur_px(wide: _Wide, pixel_size_nm: float) -> float:
+    """Standard deviation of the tip's blur, pixels (0: none)."""
+    return float(wide.scan["tip_blur_nm"]) / float(pixel_size_nm)
+
+
+def _blur(surface: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The surface as a blunt tip records it (Gaussian blur; unchanged below 0.3 px)."""
+    if sigma_px < 0.3:
+        return surface
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(surface, sigma_px, mode="nearest").astype(surface.dtype)

@@ -13,8 +13,12 @@ from typing import Any
 from .._util import settings_from_dict
 from ..errors import CalciteAFMError
 from .crystal import STEP_HEIGHT_NM
+from .wide import VARIETIES
 
 __all__ = ["SeriesParams"]
+
+#: Pixel size of the standard variety, nm (a 6 µm frame of 512 pixels).
+STANDARD_PIXEL_SIZE_NM = 11.7
 
 
 @dataclass
@@ -27,8 +31,9 @@ class SeriesParams:
         Number of frames.
     size : int
         Frame size, pixels (frames are square ``size x size``).
-    pixel_size_nm : float
-        Pixel size, nm (11.7 nm: a 6 µm frame of 512 pixels).
+    pixel_size_nm : float, optional
+        Pixel size, nm. Default (None): 11.7 nm (a 6 µm frame of 512 pixels) with the
+        standard variety, drawn in [2, 20] nm with the wide one.
     frame_interval_s : float
         Time between frames, s.
     seed : int or None
@@ -62,6 +67,10 @@ class SeriesParams:
         Default: drawn in [0.12, 0.45] nm/s (log-uniform).
     drift_px_per_frame : float
         Scale of the drift, pixels per frame.
+    variety : str
+        ``"standard"`` (the ranges above) or ``"wide"``: every setting left to None, and
+        many the standard variety fixes (pit shapes and walls, waviness, roughness
+        lengths, scan artifacts), drawn from wide ranges (:mod:`.wide`).
 
     Examples
     --------
@@ -71,11 +80,13 @@ class SeriesParams:
     (2, 32, 32)
     >>> SeriesParams.from_dict(params.to_dict()) == params
     True
+    >>> SeriesParams().pixel_size_nm, SeriesParams(variety="wide").pixel_size_nm is None
+    (11.7, True)
     """
 
     n_frames: int = 10
     size: int = 512
-    pixel_size_nm: float = 11.7
+    pixel_size_nm: float | None = None
     frame_interval_s: float = 300.0
     seed: int | None = 0
     n_multilayer: int | None = None
@@ -90,18 +101,29 @@ class SeriesParams:
     orientation_deg: float | None = None
     step_velocity_nm_s: float | None = None
     drift_px_per_frame: float = 1.5
+    variety: str = "standard"
+
+    def __post_init__(self) -> None:
+        # the standard variety's pixel size is fixed: None means 11.7 nm there
+        if self.pixel_size_nm is None and self.variety == "standard":
+            self.pixel_size_nm = STANDARD_PIXEL_SIZE_NM
 
     def check(self) -> None:
         """Raise a :class:`~napari_calcite_afm.errors.CalciteAFMError` for a bad
-        frame count, size, pixel size or frame interval."""
-        _check_args(self.n_frames, self.size, self.pixel_size_nm, self.frame_interval_s)
+        frame count, size, pixel size, frame interval or variety."""
+        if self.variety not in VARIETIES:
+            raise CalciteAFMError(
+                f"variety must be one of {', '.join(VARIETIES)}, got {self.variety!r}"
+            )
+        px = STANDARD_PIXEL_SIZE_NM if self.pixel_size_nm is None else self.pixel_size_nm
+        _check_args(self.n_frames, self.size, px, self.frame_interval_s)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``SyntheticSeries.params`` records them (JSON-serialisable)."""
         return {
             "n_frames": int(self.n_frames),
             "size": int(self.size),
-            "pixel_size_nm": float(self.pixel_size_nm),
+            "pixel_size_nm": None if self.pixel_size_nm is None else float(self.pixel_size_nm),
             "frame_interval_s": float(self.frame_interval_s),
             "seed": self.seed,
             "n_multilayer": self.n_multilayer,
@@ -116,6 +138,7 @@ class SeriesParams:
             "orientation_deg": self.orientation_deg,
             "step_velocity_nm_s": self.step_velocity_nm_s,
             "drift_px_per_frame": float(self.drift_px_per_frame),
+            "variety": str(self.variety),
         }
 
     @classmethod

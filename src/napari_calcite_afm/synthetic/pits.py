@@ -65,9 +65,13 @@ class _Arrival:
 
 
 def _draw_edge_noise(
-    rng: np.random.Generator, n_canvas: int, pixel_size_nm: float, v_acute: float
+    rng: np.random.Generator, n_canvas: int, pixel_size_nm: float, v_acute: float, wide=None
 ) -> np.ndarray:
-    """Pit-edge waviness shared by all pits: a padded canvas of seconds added to the gauge."""
+    """Pit-edge waviness shared by all pits: a padded canvas of seconds added to the gauge
+    (``wide``: the wide variety's amplitude and correlation length)."""
+    if wide is not None:
+        amp, length = wide.edge["amplitude_nm"], wide.edge["length_nm"]
+        return (amp / v_acute) * _smooth_noise(rng, (n_canvas, n_canvas), length / pixel_size_nm)
     edge_amp_nm = float(rng.uniform(1.0, 3.5))
     return (edge_amp_nm / v_acute) * _smooth_noise(
         rng, (n_canvas, n_canvas), float(rng.uniform(20.0, 50.0)) / pixel_size_nm
@@ -81,11 +85,13 @@ def _draw_multilayer(
     extent_nm: float,
     duration_s: float,
     drawn: dict[str, Any],
+    wide=None,
 ) -> _Pits:
     """Draw the multilayer (dislocation) pits: sources, start times, loop intervals.
 
     ``n_multilayer`` None draws 1-4 per 36 µm² (at least one); the pits are recorded in
-    ``drawn["multilayer_pits"]``.
+    ``drawn["multilayer_pits"]``. ``wide`` (the wide variety's draws) sets the ranges of
+    ages, loop intervals and speeds.
     """
     area_um2 = (extent_nm / 1000.0) ** 2
     if n_multilayer is None:
@@ -95,11 +101,20 @@ def _draw_multilayer(
     mx = rng.uniform(0.1, 0.9, n_multilayer) * extent_nm
     my = rng.uniform(0.1, 0.9, n_multilayer) * extent_nm
     # most are there before the movie starts, some appear during it
-    early = rng.uniform(-4000.0, -500.0, n_multilayer)
+    # (the standard numbers are literals, so that the standard draws stay bit for bit)
+    age_max, early_share, tau_lo, tau_hi, spread = 4000.0, 0.8, 25.0, 300.0, None
+    if wide is not None:
+        w = wide.multilayer
+        age_max, early_share = w["max_age_s"], 1.0 - w["late_fraction"]
+        tau_lo, tau_hi, spread = w["tau_lo_s"], w["tau_hi_s"], w["speed_spread"]
+    early = rng.uniform(-age_max, -min(500.0, 0.5 * age_max), n_multilayer)
     late = rng.uniform(0.0, 0.4 * max(duration_s, 1.0), n_multilayer)
-    mt0 = np.where(rng.random(n_multilayer) < 0.8, early, late)
-    mtau = np.exp(rng.uniform(math.log(25.0), math.log(300.0), n_multilayer))
-    mspeed = rng.uniform(0.8, 1.25, n_multilayer)
+    mt0 = np.where(rng.random(n_multilayer) < early_share, early, late)
+    mtau = np.exp(rng.uniform(math.log(tau_lo), math.log(tau_hi), n_multilayer))
+    if spread is None:
+        mspeed = rng.uniform(0.8, 1.25, n_multilayer)
+    else:
+        mspeed = rng.uniform(1.0 - spread, 1.0 + spread, n_multilayer)
     drawn["multilayer_pits"] = [
         {
             "x_nm": float(a),
@@ -125,6 +140,7 @@ def _draw_monolayer(
     v_obtuse: float,
     v_acute: float,
     drawn: dict[str, Any],
+    wide=None,
 ) -> tuple[_Pits, float]:
     """Draw the monolayer pits nucleating before and during the movie.
 
@@ -144,7 +160,11 @@ def _draw_monolayer(
     ux = rng.uniform(-margin_nm, extent_nm + margin_nm, n_mono)
     uy = rng.uniform(-margin_nm, extent_nm + margin_nm, n_mono)
     ut0 = np.sort(rng.uniform(t_lo, t_hi, n_mono))
-    uspeed = rng.uniform(0.85, 1.15, n_mono)
+    if wide is None:
+        uspeed = rng.uniform(0.85, 1.15, n_mono)
+    else:
+        spread = wide.mono_speed_spread
+        uspeed = rng.uniform(1.0 - spread, 1.0 + spread, n_mono)
     # pits stop growing (bounding the cost) well after their layer is typically consumed
     consume_s = (rate / 1e6 * v_obtuse * v_acute) ** (-1.0 / 3.0) if rate > 0 else 1e9
     max_age = float(np.clip(1.5 * consume_s, 1500.0, 4000.0))
@@ -202,15 +222,16 @@ def _mono_boxes(
     age = np.minimum(t_hi - up.t0[sel], model.mono_max_age_s)
     vo = model.v_obtuse * up.speed[sel]
     va = model.v_acute * up.speed[sel]
+    asp = model.aspect
     cx = [
         a * model.m1[0] + b * model.m2[0]
         for a in (-va * age, vo * age)
-        for b in (-va * age, vo * age)
+        for b in (-va * age * asp, vo * age * asp)
     ]
     cy = [
         a * model.m1[1] + b * model.m2[1]
         for a in (-va * age, vo * age)
-        for b in (-va * age, vo * age)
+        for b in (-va * age * asp, vo * age * asp)
     ]
     ix0 = pad + (up.x[sel] + np.min(cx, axis=0)) / p
     ix1 = pad + (up.x[sel] + np.max(cx, axis=0)) / p

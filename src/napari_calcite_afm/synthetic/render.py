@@ -18,6 +18,7 @@ from ..labels import LABEL_MONOLAYER, LABEL_MULTILAYER, LABEL_TERRACE
 from .crystal import _gauge
 from .fields import _sample_shifted
 from .pits import _Arrival, _mono_depth, _pit_box
+from .wide import _wall_levels
 
 if TYPE_CHECKING:  # pragma: no cover
     from .surface_model import _Model
@@ -68,8 +69,15 @@ def _render(
         dx = xs[cs][None, :] - mp.x[k]
         dy = ys[rs][:, None] - mp.y[k]
         g = _gauge(model, dx, dy, vo, va) + edge[rs, cs]
-        levels = np.floor((age - g) / mp.tau[k]) + 1.0
+        loops = (age - g) / mp.tau[k]
+        levels = (
+            np.floor(loops) + 1.0 if model.walls is None else _wall_levels(model.walls, k, loops)
+        )
         np.maximum(n_multi[rs, cs], levels, out=n_multi[rs, cs])
+    frac = None
+    if model.walls is not None and model.walls.smooth:  # smooth walls: part of a layer
+        whole = np.ceil(n_multi)
+        frac, n_multi = whole - n_multi, whole
 
     # monolayer pits: one layer, only on the terrace they nucleated on
     n_mono = _mono_depth(arrival, terrace, t, pad_eff, shift)
@@ -85,6 +93,8 @@ def _render(
         labels[cand] = _monolayer_labels(cand, level)[cand]
 
     heights = level.astype(np.float64) * model.step_height_nm
+    if frac is not None:
+        heights += np.where(n_multi > n_mono, frac, 0.0) * model.step_height_nm
     if model.rough_terrace_nm > 0 and rough_t is not None and rough_p is not None:
         rt = _sample_shifted(rough_t, pad_eff, shift, n)
         rp = _sample_shifted(rough_p, pad_eff, shift, n)

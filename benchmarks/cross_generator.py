@@ -1,0 +1,193 @@
+"""Cross-generator accuracy: train on one synthetic generator, test on another.
+
+For every training generator X and test generator Y (``standard``, ``wide``,
+``cellular``; ``mix`` = wide and cellular frames alternating, as a training set), the
+shipped architecture (the U-Net on multiscale features with the concat decoder, float32
+steps: ``scripts/train_default_model.py``) is trained on frames of X and scored on
+held-out frames of Y. A model that only learnt one generator's look scores well on the
+diagonal and poorly off it; the off-diagonal cells are the honest estimate of how a
+model trained on synthetic data does on surfaces made another way.
+
+Printed (and written to ``--out``, markdown): per number of classes, the matrix of
+pixel accuracy / multilayer-pit IoU (2 classes) or pixel accuracy / monolayer-pit IoU
+(3 classes), the training time, and the seconds per generated frame of each generator.
+
+Seeds (no test and no other benchmark uses them): training frames ``98_000_000 + i``,
+test frames ``98_100_000 + i`` (the same test frames for every training generator).
+
+Usage::
+
+    python benchmarks/cross_generator.py                       # 120 + 24 frames of 512 px
+    python benchmarks/cross_generator.py --n-classes 2 3 --iterations 3200 --batch-size 32 \\
+        --device cuda --jobs 16                                # the shipped budget, GPU
+    python benchmarks/cross_generator.py --train mix --train standard   # mixed training
+    python benchmarks/cross_generator.py --quick               # smoke run, 2-4 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_calcite_afm.segmentation import (
+    TrainConfig,
+    predict_stack,
+    prepare_labels,
+    segmentation_metrics,
+    train_model,
+)
+from napari_calcite_afm.synthetic import GENERATORS, TRAINING_GENERATORS, make_training_frames
+
+TRAIN_SEED0 = 98_000_000
+TEST_SEED0 = 98_100_000
+RESULTS = Path(__file__).resolve().parent / "results" / "cross_generator.md"
+
+
+def log(text: str) -> None:
+    """Print a progress line at once."""
+    print(text, flush=True)
+
+
+def _frames(gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict):
+    """Frames of ``gen`` and their pixel sizes; records seconds per frame in ``timing``."""
+    t0 = time.perf_counter()
+    raw, lab, px = make_training_frames(
+        gen, n, size, seed0=seed0, jobs=jobs, return_pixel_size=True
+    )
+    took = time.perf_counter() - t0
+    timing.setdefault(gen, []).append(took / max(n, 1))
+    log(
+        f"  {n} {gen} frames of {size} px in {took:.1f} s (pixel sizes "
+        f"{px.min():.1f}-{px.max():.1f} nm)"
+    )
+    return raw, lab
+
+
+def _score(model, raw, lab3, n_classes: int) -> dict:
+    """Pixel accuracy, multilayer-pit IoU and (3 classes) monolayer-pit IoU."""
+    pred, _ = predict_stack(model, raw, return_probabilities=False)
+    truth = np.stack([prepare_labels(lb, n_classes) for lb in lab3])
+    m = segmentation_metrics(truth, pred, n_classes)
+    out = {"acc": m["pixel_accuracy"], "pit": m["iou"][0], "mono": float("nan")}
+    if n_classes == 3:
+        out["mono"] = m["iou"][2]
+    return out
+
+
+def _table(n_classes: int, train_gens, test_gens, cells: dict, train_s: dict) -> str:
+    """The markdown matrix of one number of classes."""
+    second = "multilayer-pit IoU" if n_classes == 2 else "monolayer-pit IoU"
+    head = "| train \\ test | " + " | ".join(test_gens) + " | train s |"
+    lines = [
+        f"**{n_classes} classes**: pixel accuracy / {second}",
+        "",
+        head,
+        "|" + "---|" * (len(test_gens) + 2),
+    ]
+    for x in train_gens:
+        row = []
+        for y in test_gens:
+            c = cells[(n_classes, x, y)]
+            row.append(f"{c['acc']:.4f} / {c['pit'] if n_classes == 2 else c['mono']:.3f}")
+        lines.append(f"| {x} | " + " | ".join(row) + f" | {train_s[(n_classes, x)]:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--train",
+        action="append",
+        choices=TRAINING_GENERATORS,
+        default=None,
+        help="training generator (repeat; default: standard, wide, cellular)",
+    )
+    ap.add_argument(
+        "--test",
+        action="append",
+        choices=GENERATORS,
+        default=None,
+        help="test generator (repeat; default: all three)",
+    )
+    ap.add_argument("--n-classes", type=int, nargs="+", choices=(2, 3), default=[2])
+    ap.add_argument("--n-train", type=int, default=120, help="training frames (120)")
+    ap.add_argument("--n-test", type=int, default=24, help="test frames per generator (24)")
+    ap.add_argument("--size", type=int, default=512, help="frame size, pixels (512)")
+    ap.add_argument("--iterations", type=int, default=1600, help="optimiser steps (1600)")
+    ap.add_argument("--batch-size", type=int, default=16, help="patches per step (16)")
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 12 + 4 frames of 128 px, 30 iterations of 8",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"markdown results file (default {RESULTS}; none with --quick)",
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.size, args.n_train, args.n_test = 128, 12, 4
+        args.iterations, args.batch_size = 30, 8
+    train_gens = args.train or list(GENERATORS)
+    test_gens = args.test or list(GENERATORS)
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+    log(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
+    timing: dict = {}
+    log("test frames:")
+    tests = {
+        y: _frames(y, args.n_test, args.size, TEST_SEED0, args.jobs, timing) for y in test_gens
+    }
+    cells, train_s = {}, {}
+    for x in train_gens:
+        log(f"training on {x}:")
+        raw, lab = _frames(x, args.n_train, args.size, TRAIN_SEED0, args.jobs, timing)
+        for nc in args.n_classes:
+            cfg = TrainConfig(
+                n_classes=nc,
+                iterations=args.iterations,
+                batch_size=args.batch_size,
+                decoder="concat",
+                precision="float32",
+                device=args.device,
+                seed=args.seed,
+            )
+            res = train_model(list(raw), list(lab), cfg)
+            train_s[(nc, x)] = res.elapsed_s
+            for y in test_gens:
+                cells[(nc, x, y)] = c = _score(res.model, *tests[y], nc)
+                log(
+                    f"  {nc} classes, train {x} -> test {y}: acc {c['acc']:.4f} pit IoU "
+                    f"{c['pit']:.3f} mono IoU {c['mono']:.3f}"
+                )
+    tables = [_table(nc, train_gens, test_gens, cells, train_s) for nc in args.n_classes]
+    gen_line = ", ".join(f"{g} {np.mean(t):.2f} s" for g, t in timing.items())
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    text = (
+        "# Cross-generator accuracy\n\n"
+        f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} iterations "
+        f"of {args.batch_size} patches, {args.n_train} training frames (seeds {TRAIN_SEED0}+) "
+        f"and {args.n_test} test frames per generator (seeds {TEST_SEED0}+), {args.size} px, "
+        f"device {args.device}, torch {torch.__version__}. Generation, seconds per frame: "
+        f"{gen_line}.\n\n" + "\n\n".join(tables) + f"\n\nCommand: `python "
+        f"benchmarks/cross_generator.py {command}`\n"
+    )
+    print("\n" + text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

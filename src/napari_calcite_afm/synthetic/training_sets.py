@@ -1,0 +1,95 @@
+"""Training frames by generator name: one call for the scripts and benchmarks.
+
+``"standard"`` and ``"wide"`` are the two varieties of :func:`~.generators.make_frames`,
+``"cellular"`` the lattice generator (:func:`~.cellular.make_cellular_frames`), and
+``"mix"`` alternates wide and cellular frames (even positions wide, odd cellular).
+Every frame has its own seed in ``[seed0, seed0 + n)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CalciteAFMError
+from .cellular import make_cellular_frames
+from .generators import make_frames
+
+__all__ = ["GENERATORS", "TRAINING_GENERATORS", "make_training_frames"]
+
+#: The generators of synthetic movies (``calcite-afm synth --generator``).
+GENERATORS = ("standard", "wide", "cellular")
+#: The generators of training frames: those, and a mix of wide and cellular frames.
+TRAINING_GENERATORS = (*GENERATORS, "mix")
+
+
+def make_training_frames(
+    generator: str,
+    n: int,
+    size: int = 512,
+    *,
+    seed0: int = 0,
+    jobs: int = 1,
+    return_pixel_size: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """``n`` independent training frames of a generator, seeds ``seed0`` to ``seed0 + n - 1``.
+
+    Frame ``i`` has seed ``seed0 + i``, except with ``"mix"``: the ``m = ceil(n / 2)``
+    wide frames (even positions) have seeds ``seed0 .. seed0 + m - 1`` and the cellular
+    ones (odd positions) the next seeds.
+
+    Parameters
+    ----------
+    generator : str
+        One of :data:`TRAINING_GENERATORS`.
+    n : int
+        Number of frames.
+    size : int
+        Frame size, pixels.
+    seed0 : int
+        Seed of the first frame.
+    jobs : int
+        Processes generating the frames (any number gives the same frames).
+    return_pixel_size : bool
+        Also return each frame's pixel size, nm.
+
+    Returns
+    -------
+    raw : numpy.ndarray
+        float32 ``(n, size, size)`` heights with artifacts, nm.
+    labels : numpy.ndarray
+        uint8 ``(n, size, size)``: 1 multilayer pit, 2 terrace, 3 monolayer pit.
+    pixel_size_nm : numpy.ndarray
+        Only with ``return_pixel_size``: float ``(n,)``.
+
+    Examples
+    --------
+    >>> raw, labels, px = make_training_frames("mix", 2, 32, seed0=3, return_pixel_size=True)
+    >>> raw.shape, labels.dtype, bool(np.all((px >= 2) & (px <= 20)))
+    ((2, 32, 32), dtype('uint8'), True)
+    """
+    if generator not in TRAINING_GENERATORS:
+        raise CalciteAFMError(
+            f"unknown generator {generator!r}: choose one of {', '.join(TRAINING_GENERATORS)}"
+        )
+    n = int(n)
+    if generator == "mix":
+        m = (n + 1) // 2
+        parts = [
+            _frames("wide", int(seed0), m, size, jobs),
+            _frames("cellular", int(seed0) + m, n - m, size, jobs),
+        ]
+        raw = np.empty((n, size, size), np.float32)
+        labels = np.empty((n, size, size), np.uint8)
+        px = np.empty(n)
+        for start, (r, lab, p) in zip((0, 1), parts):
+            raw[start::2], labels[start::2], px[start::2] = r, lab, p
+    else:
+        raw, labels, px = _frames(generator, int(seed0), n, size, jobs)
+    return (raw, labels, px) if return_pixel_size else (raw, labels)
+
+
+def _frames(generator: str, seed0: int, n: int, size: int, jobs: int):
+    """``n`` frames of one generator, seeds from ``seed0``: ``(raw, labels, pixel sizes)``."""
+    if generator == "cellular":
+        return make_cellular_frames(n, size, seed0=seed0, jobs=jobs, return_pixel_size=True)
+    return make_frames(n, size, seed0=seed0, jobs=jobs, variety=generator, return_pixel_size=True)
