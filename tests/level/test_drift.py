@@ -90,3 +90,136 @@ def test_register_max_shift_and_nan_frames(synth):
         register_stack(stack, reference="last")
     with pytest.raises(LevelError):
         register_stack(stack[0])
+
+
+# -- confidence, rejection and messages (issue 17)
+
+
+def _texture_stack(seed, shifts, size=96, noise=0.02):
+    """A rough surface (1-px texture plus smooth relief) seen through a drifting window."""
+    rng = np.random.default_rng(seed)
+    pad = 40
+    big = ndimage.gaussian_filter(rng.normal(size=(size + 2 * pad,) * 2), 4) * 2.0
+    big += ndimage.gaussian_filter(rng.normal(size=big.shape), 0.8) * 0.2
+    frames = []
+    for s in shifts:
+        f = ndimage.shift(big, -np.asarray(s, float), order=3, mode="nearest")
+        frames.append(f[pad : pad + size, pad : pad + size] + rng.normal(0, noise, (size, size)))
+    return np.stack(frames)
+
+
+def test_registration_defaults_keep_old_constructions_working():
+    reg = Registration(
+        aligned=np.zeros((3, 4, 4)), shifts=np.zeros((3, 2)), valid=(slice(0, 4),) * 2
+    )
+    assert reg.confidence.tolist() == [1.0, 1.0, 1.0]
+    assert reg.rejected.tolist() == [False, False, False] and reg.messages == []
+    assert reg.common_fraction == 1.0
+
+
+def test_good_movie_has_high_confidence_and_no_messages():
+    true = np.cumsum(np.tile([[0.6, -0.9]], (6, 1)), axis=0) - [0.6, -0.9]
+    reg = register_stack(_texture_stack(3, true))
+    assert np.abs(reg.shifts - true).max() < 0.3
+    assert reg.confidence[0] == 1.0 and reg.confidence.min() > 0.5
+    assert not reg.rejected.any() and reg.messages == []
+    off = register_stack(_texture_stack(3, true), texture=False)  # the old behaviour
+    assert np.abs(off.shifts - true).max() < 0.3
+
+
+def test_a_frame_without_correlation_is_rejected_interpolated_and_named():
+    true = np.array([[0, 0], [1, -1], [2, -2], [3, -3], [4, -4], [5, -5.0]])
+    stack = _texture_stack(4, true)
+    stack[3] = np.random.default_rng(9).normal(0, 1.0, stack[3].shape)  # the tip lost contact
+    reg = register_stack(stack)
+    assert reg.rejected.tolist() == [False, False, False, True, False, False]
+    assert reg.confidence[3] == 0.0
+    # interpolated between frames 2 and 4; frame 4 was measured against frame 2
+    np.testing.assert_allclose(reg.shifts[3], (reg.shifts[2] + reg.shifts[4]) / 2, atol=1e-9)
+    assert np.abs(reg.shifts[[0, 1, 2, 4, 5]] - true[[0, 1, 2, 4, 5]]).max() < 0.3
+    assert any("frame 3 rejected (weak correlation)" in m for m in reg.messages), reg.messages
+
+
+def test_rejected_frames_at_the_end_hold_the_last_good_shift():
+    true = np.array([[0, 0], [1.5, 0.5], [3, 1.0], [4.5, 1.5]])
+    stack = _texture_stack(5, true)
+    rng = np.random.default_rng(1)
+    stack[2:] = rng.normal(0, 1.0, stack[2:].shape)
+    reg = register_stack(stack)
+    assert reg.rejected.tolist() == [False, False, True, True]
+    np.testing.assert_allclose(reg.shifts[2:], np.tile(reg.shifts[1], (2, 1)))
+    assert any("frames 2-3 rejected" in m for m in reg.messages), reg.messages
+
+
+def test_a_jump_far_beyond_the_drift_before_is_flagged():
+    from napari_calcite_afm.level.drift import _jump, _Pair
+
+    positions = {
+        0: np.zeros(2),
+        1: np.array([1.0, 0.5]),
+        2: np.array([2.0, 1.1]),
+        3: np.array([3.1, 1.4]),
+    }
+    steady = _Pair(ref=3, mov=4, coarse=np.array([1.0, 0.4]), strength=12.0)
+    jump = _Pair(ref=3, mov=4, coarse=np.array([-40.0, 25.0]), strength=12.0)
+    assert not _jump(steady, positions) and _jump(jump, positions)
+    assert not _jump(jump, {0: np.zeros(2)})  # no history to judge by
+    one_step = {0: np.zeros(2), 1: np.ones(2)}  # one step of history: 3 times more lenient
+    assert _jump(_Pair(ref=1, mov=2, coarse=np.array([-40.0, 25.0]), strength=12.0), one_step)
+    assert not _jump(_Pair(ref=1, mov=2, coarse=np.array([9.0, -9.0]), strength=12.0), one_step)
+
+
+def test_confidence_is_lower_on_noise():
+    true = np.array([[0, 0], [0.7, 0.3], [1.4, 0.6], [2.1, 0.9]])
+    clean = register_stack(_texture_stack(6, true, noise=0.02))
+    noisy = register_stack(_texture_stack(6, true, noise=0.8))
+    assert noisy.confidence[1:].mean() < clean.confidence[1:].mean() - 0.2
+
+
+def test_a_small_common_area_is_reported():
+    true = np.array([[0, 0], [-12.0, 14.0], [-24.0, 28.0], [-34.0, 39.0]])
+    reg = register_stack(_texture_stack(7, true))
+    assert np.abs(reg.shifts - true).max() < 1.0
+    assert reg.common_fraction < 0.5
+    assert any("% of the frame" in m for m in reg.messages), reg.messages
+
+
+def test_the_shifts_align_frames_as_scipy_shift_applies_them():
+    true = np.array([[0, 0], [2.0, -3.0]])
+    stack = _texture_stack(8, true)
+    reg = register_stack(stack)
+    back = ndimage.shift(stack[1], reg.shifts[1], order=1)
+    inner = (slice(8, -8), slice(8, -8))
+    before = np.sqrt(np.mean((stack[1] - stack[0])[inner] ** 2))
+    after = np.sqrt(np.mean((back - stack[0])[inner] ** 2))
+    assert after < 0.25 * before
+
+
+def test_register_reports_progress_and_stops():
+    from napari_calcite_afm.errors import Cancelled
+
+    stack = _texture_stack(2, np.zeros((4, 2)))
+    seen = []
+    register_stack(stack, progress=seen.append)
+    assert [d["frame"] for d in seen] == [1, 2, 3] and seen[0]["stage"] == "register"
+    with pytest.raises(Cancelled):
+        register_stack(stack, stop=lambda: True)
+
+
+def test_too_weak_a_texture_does_not_move_the_shifts_and_is_reported():
+    """Retreating straight steps over a texture far below the noise: the texture has
+    nothing to say, so the whole-frame shifts are kept (here: no drift at all)."""
+    rng = np.random.default_rng(11)
+    size, pad = 128, 20
+    yy, xx = np.mgrid[0 : size + 2 * pad, 0 : size + 2 * pad].astype(float)
+    texture = ndimage.gaussian_filter(rng.normal(size=yy.shape), 0.8) * 0.04
+    frames = []
+    for k in range(5):
+        steps = 0.31 * np.floor((xx + 0.3 * yy + 3.0 * k) / 10.0)
+        frames.append((steps + texture)[pad:-pad, pad:-pad] + rng.normal(0, 0.02, (size, size)))
+    reg = register_stack(np.stack(frames))
+    whole = register_stack(np.stack(frames), texture=False)
+    assert np.abs(reg.shifts - whole.shifts).max() < 0.8
+    assert np.abs(reg.shifts).max() < 1.0
+    assert reg.confidence[1:].max() <= 0.5
+    assert any("terrace texture barely showed" in m for m in reg.messages), reg.messages

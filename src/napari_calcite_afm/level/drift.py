@@ -1,19 +1,33 @@
 """Drift between the frames of a stack: :func:`register_stack` and :func:`shift_stack`.
 
-:func:`register_stack` measures the drift and removes it with :func:`shift_stack`. Drift
-is measured by a robust phase correlation (whitened, low-pass filtered spectra)
-with subpixel upsampling; shifts are in pixels, ``scipy.ndimage.shift`` convention.
+:func:`register_stack` measures the drift and removes it with :func:`shift_stack`;
+shifts are in pixels, ``scipy.ndimage.shift`` convention (the shift that, applied to
+frame t, aligns it with frame 0). Each pair of frames is first matched as a whole by a
+robust phase correlation (whitened, low-pass filtered spectra, subpixel upsampling):
+strong and reliable even for large shifts, but on a dissolving surface it partly follows
+the retreating steps and widening pits. The shift is then corrected on what does not
+move, the fine texture of the terraces (:mod:`._texture`), and checked against frames
+two and three apart (:mod:`._consensus`). Pairs with a weak correlation peak, or a jump
+far beyond the drift of the frames before that a strong peak does not confirm, are
+rejected; their frames get shifts interpolated from their neighbours, and the result
+says so (:attr:`Registration.messages`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
-from ..errors import LevelError
+from .._util import stop_requested
+from ..errors import Cancelled, LevelError
+from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
+from ._texture import _bias_posterior, _refine, _texture_spectra, _z_surface
 from .robust import _eval_poly, _fit_poly
 
 __all__ = ["Registration", "register_stack", "shift_stack"]
@@ -33,17 +47,53 @@ class Registration:
     valid : tuple of slice
         (rows, cols) region that every shifted frame covers (the overlap): pixels
         there hold data unless they were NaN in the input already.
+    confidence : numpy.ndarray, float, shape (frames,)
+        How far each frame's shift can be trusted, 0 to 1: the strength of its
+        whole-frame correlation peak (0 at 8 standard deviations of the correlation
+        surface, 1 from 20), times 0.5-1 for the strength of its terrace-texture peak
+        (0.5 at 5 or below, 1 from 8), divided by ``1 + (r / 0.5 px)**2`` for the
+        disagreement ``r`` with frames 2-3 apart; 0 for rejected frames, 1 for frame 0.
+    rejected : numpy.ndarray, bool, shape (frames,)
+        Frames whose shift was not measured (no data, weak correlation, implausible
+        jump) but interpolated from the frames around them.
+    messages : list of str
+        What a user should know, one sentence each, naming the frames (numbered from
+        0): rejected frames and why, frames registered without texture, a common area
+        below half the frame. Empty when all went well.
 
     Examples
     --------
     >>> reg = register_stack(np.zeros((2, 8, 8)))
     >>> reg.shifts.tolist(), reg.valid
     ([[0.0, 0.0], [0.0, 0.0]], (slice(0, 8, None), slice(0, 8, None)))
+    >>> reg.rejected.tolist(), reg.confidence.tolist()
+    ([False, True], [1.0, 0.0])
+    >>> reg.messages  # two flat frames: nothing to correlate
+    ['drift of frame 1 rejected (weak correlation) and interpolated from the frames around']
     """
 
     aligned: np.ndarray
     shifts: np.ndarray
     valid: tuple[slice, slice]
+    confidence: np.ndarray | None = None
+    rejected: np.ndarray | None = None
+    messages: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = int(np.asarray(self.shifts).shape[0])
+        if self.confidence is None:
+            self.confidence = np.ones(n)
+        if self.rejected is None:
+            self.rejected = np.zeros(n, bool)
+
+    @property
+    def common_fraction(self) -> float:
+        """Fraction of the frame inside :attr:`valid` (the area every frame covers)."""
+        rows, cols = self.aligned.shape[1:]
+        area = (self.valid[0].stop - self.valid[0].start) * (
+            self.valid[1].stop - self.valid[1].start
+        )
+        return float(area) / max(rows * cols, 1)
 
 
 _REG_NOISE_K = 3.0  # whitening regularisation, in units of the high-frequency noise floor
@@ -107,52 +157,244 @@ def _pair_shift(f_ref, f_mov, upsample_factor, max_shift) -> np.ndarray:
     return shift
 
 
-def register_stack(
-    stack,
-    *,
-    upsample_factor: int = 20,
-    reference: str = "previous",
-    max_shift: float | None = None,
-) -> Registration:
-    """Measure and remove drift between frames (subpixel phase correlation).
+# -- decisions (peak strengths are z-scores of the correlation peak over its surface)
+_WEAK = 8.0  # a whole-frame peak weaker than this is noise: the pair is rejected
+_GOOD = 20.0  # full confidence; a jump beyond the drift before needs at least this
+_JUMP_PX = 5.0  # a shift this far (plus 4 sigma of the recent drift) from the trend is a jump
+_TEX_RADIUS = 12  # texture offsets searched around the whole-frame shift, pixels
+_TEX_STRONG = 6.5  # a pair's own texture peak this strong is used as it is
+_TEX_WEAK = 5.0  # below this the texture is not found: the whole-frame shift is kept
+_TEX_GOOD = 8.0  # texture peak of full confidence
+_TEX_EXCESS = 0.5  # a texture peak must exceed the movie's noise peaks by this to count
+_MAX_LAG = 3  # successive frames are also checked against frames up to this far apart
+_COMMON_MIN = 0.5  # warn when every frame covers less than this fraction of the frame
 
-    Each frame is made tilt-free, NaN pixels are set to 0 and a Hann window is applied;
-    the spectra are whitened with a noise-regularised magnitude and low-pass filtered
-    (a robust form of phase correlation), and
-    ``skimage.registration.phase_cross_correlation`` with ``upsample_factor`` finds the
-    subpixel peak. Frames are shifted with :func:`shift_stack`
-    (bilinear, NaN outside the data).
 
-    Parameters
-    ----------
-    stack : array_like, shape (frames, rows, cols)
-        Heights (nm), preferably levelled.
-    upsample_factor : int
-        Subpixel precision is 1 / upsample_factor pixel.
-    reference : {"previous", "first"}
-        ``"previous"`` registers each frame to the one before and chains the shifts
-        (robust when the surface changes slowly, as during dissolution); ``"first"``
-        registers every frame to frame 0.
-    max_shift : float, optional
-        Largest plausible shift between two registered frames (pixels, per axis); a
-        correlation peak beyond it is ignored and the best peak within it is used.
+def _peak_strength(f_ref: np.ndarray, f_mov: np.ndarray, max_shift) -> float:
+    """z-score of the correlation peak against the rest of the correlation surface."""
+    if not (f_ref.any() and f_mov.any()):
+        return 0.0
+    cc = np.real(np.fft.ifft2(f_ref * np.conj(f_mov)))
+    rows, cols = cc.shape
+    lag_r = np.abs(np.fft.fftfreq(rows, 1.0 / rows))
+    lag_c = np.abs(np.fft.fftfreq(cols, 1.0 / cols))
+    allowed = np.ones(cc.shape, bool)
+    if max_shift is not None:
+        allowed = (lag_r[:, None] <= max_shift) & (lag_c[None, :] <= max_shift)
+    pr, pc = np.unravel_index(int(np.argmax(np.where(allowed, cc, -np.inf))), cc.shape)
+    dr = np.abs((np.arange(rows) - pr + rows // 2) % rows - rows // 2)
+    dc = np.abs((np.arange(cols) - pc + cols // 2) % cols - cols // 2)
+    background = cc[allowed & ~((dr[:, None] <= 2) & (dc[None, :] <= 2))]
+    if background.size < 8:
+        return 0.0
+    sd = float(background.std())
+    return float((cc[pr, pc] - background.mean()) / sd) if sd > 0 else 0.0
 
-    Returns
-    -------
-    Registration
-        ``aligned`` stack, ``shifts`` (frames, 2) applied to each frame, ``valid`` overlap.
 
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> from scipy import ndimage
-    >>> base = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 2)
-    >>> stack = np.stack([base, ndimage.shift(base, (2.0, -3.0), order=1)])
-    >>> reg = register_stack(stack)
-    >>> np.round(reg.shifts[1]).tolist()
-    [-2.0, 3.0]
+@dataclass
+class _Pair:
+    """One measured pair: the shift that aligns frame ``mov`` with frame ``ref``."""
+
+    ref: int
+    mov: int
+    coarse: np.ndarray  # whole-frame phase correlation, pixels
+    strength: float  # its peak strength (z-score)
+    reason: str = ""  # why it was rejected ("" when accepted)
+    shift: np.ndarray | None = None  # after the texture correction, pixels
+    texture_z: float = float("nan")  # strength of the texture peak (NaN: not used)
+
+
+def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
+    """True when ``pair`` puts its frame far off the drift of the last accepted frames.
+
+    The drift rate is the median over the last (up to) 5 accepted steps; with fewer
+    than 2 steps of history the allowed deviation is 3 times wider, with none there is
+    nothing to judge by.
     """
-    a = _as_stack(stack)
+    recent = sorted(positions)[-6:]
+    if len(recent) < 2:
+        return False
+    rates = np.array(
+        [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
+    )
+    rate = np.median(rates, axis=0)
+    spread = 1.4826 * np.median(np.abs(rates - rate), axis=0)
+    allowed = _JUMP_PX + 4 * spread if len(rates) >= 2 else 3 * _JUMP_PX
+    last = recent[-1]
+    gap = pair.mov - last
+    predicted = positions[last] + rate * gap
+    new = positions[pair.ref] + pair.coarse
+    return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
+
+
+def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, progress, stop):
+    """Measure each frame against its reference by whole-frame phase correlation.
+
+    The reference is the last accepted frame (``"previous"``) or the first frame with
+    data (``"first"``). Returns ``(pairs, textures, anchor)``: one :class:`_Pair` per
+    frame after the anchor, the texture spectra of the accepted frames (when
+    ``use_texture``) and the anchor (the first frame with data).
+    """
+    n, rows, cols = a.shape
+    window = np.outer(np.hanning(rows), np.hanning(cols)) if min(rows, cols) > 2 else 1.0
+    freq = np.hypot(np.fft.fftfreq(rows)[:, None], np.fft.fftfreq(cols)[None, :])
+    lowpass = np.exp(-0.5 * (freq / _REG_LOWPASS) ** 2)  # applied to both: Gaussian^2
+    highf = freq > 0.35
+    has_data = [bool(np.isfinite(a[i]).any()) for i in range(n)]
+    anchor = has_data.index(True) if any(has_data) else 0
+    ref, ref_spec = anchor, _spectrum(a[anchor], window, lowpass, highf)
+    textures: list = [None] * n
+    if use_texture:
+        textures[anchor] = _texture_spectra(a[anchor])
+    positions = {anchor: np.zeros(2)}
+    pairs: list[_Pair] = []
+    for i in range(anchor + 1, n):
+        if stop_requested(stop):
+            raise Cancelled(f"stopped after registering {i} of {n} frames")
+        if not has_data[i]:
+            pairs.append(_Pair(ref, i, np.zeros(2), 0.0, reason="no data"))
+            continue
+        cur = _spectrum(a[i], window, lowpass, highf)
+        shift = _pair_shift(ref_spec, cur, upsample_factor, max_shift)
+        pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
+        if pair.strength < _WEAK:
+            pair.reason = "weak correlation"
+        elif pair.strength < _GOOD and _jump(pair, positions):
+            pair.reason = "a jump far beyond the drift before it"
+        pairs.append(pair)
+        if not pair.reason:
+            positions[i] = positions[ref] + shift
+            if use_texture:
+                textures[i] = _texture_spectra(a[i])
+            if reference == "previous":
+                ref, ref_spec = i, cur
+        if progress is not None:
+            progress({"stage": "register", "frame": i, "n_frames": n})
+    return pairs, textures, anchor
+
+
+def _texture_pass(pairs: list[_Pair], textures, shape, max_shift) -> None:
+    """Correct each accepted pair's shift on the terrace texture (sets ``shift``).
+
+    A correction is applied where the texture peak stands out of the peaks that the
+    same textures give at an unrelated offset (half a frame away: the noise level of
+    this movie's texture), on its own or on average over the pair and two pairs on
+    either side; elsewhere the whole-frame shift is kept.
+    """
+    accepted = [p for p in pairs if not p.reason]
+    if not accepted:
+        return
+    radius = int(min(_TEX_RADIUS, max(2, min(shape) // 8)))
+    grids = [
+        _z_surface(textures[p.ref], textures[p.mov], p.coarse, radius, shape) for p in accepted
+    ]
+    far = np.array(shape, float) / 2
+    null = [
+        _z_surface(textures[p.ref], textures[p.mov], p.coarse + far, radius, shape).max()
+        for p in accepted
+    ]
+    level = float(np.median(null))
+    offsets = np.arange(-radius, radius + 1, dtype=float)
+    found = []
+    for p, grid, post in zip(accepted, grids, _bias_posterior(grids)):
+        source = grid if grid.max() >= _TEX_STRONG else post
+        k = np.unravel_index(int(np.argmax(source)), source.shape)
+        start = p.coarse + np.array([offsets[k[0]], offsets[k[1]]])
+        found.append(_refine(textures[p.ref], textures[p.mov], start, shape))
+    excess = np.array([z for _, z in found]) - level
+    for i, (p, (shift, z)) in enumerate(zip(accepted, found)):
+        p.texture_z = z
+        near = excess[max(0, i - 2) : i + 3]
+        use = excess[i] >= _TEX_EXCESS or (excess[i] > 0 and near.mean() >= _TEX_EXCESS)
+        p.shift = shift if use else p.coarse.copy()
+        if max_shift is not None:
+            p.shift = np.clip(p.shift, -max_shift, max_shift)
+
+
+def _measurements(pairs, textures, shape, anchor, use_texture, reference):
+    """The lag-1 measurements and (texture, ``"previous"``) frames 2-3 apart."""
+    accepted = [p for p in pairs if not p.reason]
+    meas = []
+    for p in accepted:
+        z = p.texture_z
+        weight = (z - 3.0) ** 2 if use_texture and z >= _TEX_WEAK else 1.0
+        meas.append(_Measurement(p.ref, p.mov, p.shift, weight))
+    if not use_texture or reference != "previous":
+        return meas
+    frames = [anchor] + [p.mov for p in accepted]
+    chain = {anchor: np.zeros(2)}
+    for p in accepted:
+        chain[p.mov] = chain[p.ref] + p.shift
+    for lag in range(2, _MAX_LAG + 1):
+        for i, j in zip(frames[:-lag], frames[lag:]):
+            predicted = chain[j] - chain[i]
+            shift, z = _refine(textures[i], textures[j], predicted, shape)
+            if z >= _TEX_WEAK and np.abs(shift - predicted).max() < 2.0:
+                meas.append(_Measurement(i, j, shift, (z - 3.0) ** 2))
+    return meas
+
+
+def _confidence(pairs, residual, n, anchor, use_texture) -> np.ndarray:
+    """Per-frame confidence (see :class:`Registration`)."""
+    conf = np.zeros(n)
+    conf[: anchor + 1] = 1.0
+    accepted = [p for p in pairs if not p.reason]
+    for p, res in zip(accepted, residual[: len(accepted)]):
+        c = float(np.clip((p.strength - _WEAK) / (_GOOD - _WEAK), 0.0, 1.0))
+        if use_texture:
+            t = (p.texture_z - _TEX_WEAK) / (_TEX_GOOD - _TEX_WEAK)
+            c *= 0.5 + 0.5 * float(np.clip(t, 0.0, 1.0))
+        conf[p.mov] = c / (1.0 + (float(res) / 0.5) ** 2)
+    return conf
+
+
+def _messages(pairs, use_texture, valid, shape) -> list[str]:
+    """The sentences of :attr:`Registration.messages`."""
+    out = []
+    nodata = [p.mov for p in pairs if p.reason == "no data"]
+    if nodata:
+        word = "frames" if len(nodata) > 1 else "frame"
+        out.append(
+            f"drift of {word} {_frame_list(nodata)} not measured (no data) "
+            "and held at the frame before"
+        )
+    for reason in ("weak correlation", "a jump far beyond the drift before it"):
+        frames = [p.mov for p in pairs if p.reason == reason]
+        if frames:
+            word = "frames" if len(frames) > 1 else "frame"
+            out.append(
+                f"drift of {word} {_frame_list(frames)} rejected ({reason}) "
+                "and interpolated from the frames around"
+            )
+    if use_texture:
+        weak = [p.mov for p in pairs if not p.reason and not p.texture_z >= _TEX_WEAK]
+        if weak:
+            word = "frames" if len(weak) > 1 else "frame"
+            out.append(
+                f"{word} {_frame_list(weak)}: the terrace texture barely showed the drift "
+                "(weak texture peak); it may be off by a pixel or more (confidence at most 0.5)"
+            )
+    rows, cols = shape
+    h, w = valid[0].stop - valid[0].start, valid[1].stop - valid[1].start
+    if h * w < _COMMON_MIN * rows * cols:
+        out.append(
+            f"the area every registered frame covers is {h} x {w} px, "
+            f"{100.0 * h * w / (rows * cols):.0f} % of the frame: check the drift (drift.csv)"
+        )
+    return out
+
+
+def _valid_region(shifts: np.ndarray, rows: int, cols: int) -> tuple[slice, slice]:
+    """The (rows, cols) region that every shifted frame covers."""
+    eps = 1e-6
+    r0 = int(np.ceil(max(shifts[:, 0].max(), 0.0) - eps))
+    r1 = rows + int(np.floor(min(shifts[:, 0].min(), 0.0) + eps))
+    c0 = int(np.ceil(max(shifts[:, 1].max(), 0.0) - eps))
+    c1 = cols + int(np.floor(min(shifts[:, 1].min(), 0.0) + eps))
+    return (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
+
+
+def _check_args(reference, upsample_factor, max_shift) -> None:
     if reference not in ("previous", "first"):
         raise LevelError(f"reference must be 'previous' or 'first', got {reference!r}")
     if (
@@ -163,33 +405,112 @@ def register_stack(
         raise LevelError(f"upsample_factor must be an integer >= 1, got {upsample_factor!r}")
     if max_shift is not None and not max_shift >= 0:
         raise LevelError(f"max_shift must be >= 0 pixels, got {max_shift!r}")
+
+
+def register_stack(
+    stack,
+    *,
+    upsample_factor: int = 20,
+    reference: str = "previous",
+    max_shift: float | None = None,
+    texture: bool = True,
+    progress: Callable[[dict], None] | None = None,
+    stop: Callable[[], bool] | threading.Event | None = None,
+) -> Registration:
+    """Measure and remove drift between frames, saying which shifts can be trusted.
+
+    1. Each frame is matched as a whole to its reference (the last accepted frame, or
+       frame 0) by a robust phase correlation: tilt removed, NaN set to 0, Hann window,
+       spectra whitened with a noise-regularised magnitude and low-pass filtered, peak
+       found with ``skimage.registration.phase_cross_correlation`` (subpixel,
+       ``upsample_factor``). A peak weaker than 8 standard deviations of the
+       correlation surface, or one that jumps far from the drift of the frames before
+       it without a strong peak (20), rejects the frame; the next frame is then
+       measured against the last accepted one.
+    2. ``texture``: on a dissolving surface the whole-frame match partly follows the
+       retreating steps. The shift is corrected on the fine texture of the terraces
+       away from any step edge (what does not move), pooling weak evidence over
+       successive pairs. Where the texture peak is weak (a noisy or featureless
+       surface) the correction is uncertain: confidence at most 0.5, and a message.
+    3. ``texture`` and ``"previous"``: frames 2 and 3 apart are matched on the texture
+       too, and all the shifts are solved jointly by robust least squares.
+    4. Rejected frames get shifts interpolated linearly from the accepted frames around
+       them (held at the ends; frames without data keep the shift of the frame before),
+       and every frame is shifted with :func:`shift_stack` (bilinear, NaN outside).
+
+    Parameters
+    ----------
+    stack : array_like, shape (frames, rows, cols)
+        Heights (nm), preferably levelled.
+    upsample_factor : int
+        Subpixel precision of the whole-frame match is 1 / upsample_factor pixel.
+    reference : {"previous", "first"}
+        ``"previous"`` registers each frame to the last accepted one and chains the
+        shifts (robust when the surface changes slowly, as during dissolution);
+        ``"first"`` registers every frame to frame 0.
+    max_shift : float, optional
+        Largest plausible shift between two registered frames (pixels, per axis); a
+        correlation peak beyond it is ignored and the best peak within it is used.
+    texture : bool
+        Correct the shifts on the terrace texture (steps 2 and 3); False keeps the
+        whole-frame phase correlation alone (faster; follows moving steps).
+    progress : callable, optional
+        Called after each frame with ``{"stage": "register", "frame": i, "n_frames": n}``.
+    stop : callable or threading.Event, optional
+        Checked before each frame; when set the function raises
+        :class:`~napari_calcite_afm.errors.Cancelled`.
+
+    Returns
+    -------
+    Registration
+        ``aligned`` stack, ``shifts`` (frames, 2) applied to each frame, ``valid``
+        overlap, ``confidence``, ``rejected`` and ``messages``.
+
+    Raises
+    ------
+    LevelError
+        For a stack that is not 3-D or a bad setting.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> from scipy import ndimage
+    >>> base = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 2)
+    >>> stack = np.stack([base, ndimage.shift(base, (2.0, -3.0), order=1)])
+    >>> reg = register_stack(stack)
+    >>> np.round(reg.shifts[1]).tolist(), bool(reg.confidence[1] > 0.5)
+    ([-2.0, 3.0], True)
+    """
+    a = _as_stack(stack)
+    _check_args(reference, upsample_factor, max_shift)
     n, rows, cols = a.shape
-    window = np.outer(np.hanning(rows), np.hanning(cols)) if min(rows, cols) > 2 else 1.0
-    freq = np.hypot(np.fft.fftfreq(rows)[:, None], np.fft.fftfreq(cols)[None, :])
-    lowpass = np.exp(-0.5 * (freq / _REG_LOWPASS) ** 2)  # applied to both: Gaussian^2
-    highf = freq > 0.35
-    upsample_factor = int(upsample_factor)
-    shifts = np.zeros((n, 2))
-    if n > 1:
-        first = prev = _spectrum(a[0], window, lowpass, highf)
-        last = 0  # the last frame with data (the reference for "previous")
-        for i in range(1, n):
-            cur = _spectrum(a[i], window, lowpass, highf)
-            if not cur.any():  # no data: keep the shift of the frame before
-                shifts[i] = shifts[i - 1]
-                continue
-            ref = prev if reference == "previous" else first
-            s = _pair_shift(ref, cur, upsample_factor, max_shift)
-            shifts[i] = shifts[last] + s if reference == "previous" else s
-            prev, last = cur, i
-    aligned = shift_stack(a, shifts)
-    eps = 1e-6
-    r0 = int(np.ceil(max(shifts[:, 0].max(), 0.0) - eps))
-    r1 = rows + int(np.floor(min(shifts[:, 0].min(), 0.0) + eps))
-    c0 = int(np.ceil(max(shifts[:, 1].max(), 0.0) - eps))
-    c1 = cols + int(np.floor(min(shifts[:, 1].min(), 0.0) + eps))
-    valid = (slice(r0, max(r0, r1)), slice(c0, max(c0, c1)))
-    return Registration(aligned=aligned, shifts=shifts, valid=valid)
+    use_texture = bool(texture) and n > 1
+    pairs, textures, anchor = _whole_frame_pass(
+        a, reference, int(upsample_factor), max_shift, use_texture, progress, stop
+    )
+    if use_texture:
+        _texture_pass(pairs, textures, (rows, cols), max_shift)
+    else:
+        for p in pairs:
+            p.shift = p.coarse
+    meas = _measurements(pairs, textures, (rows, cols), anchor, use_texture, reference)
+    accepted = [anchor] + [p.mov for p in pairs if not p.reason]
+    positions, residual = _solve_positions(accepted, anchor, meas)
+    shifts = _fill(n, positions)
+    for p in pairs:
+        if p.reason == "no data":
+            shifts[p.mov] = shifts[p.mov - 1]
+    rejected = np.zeros(n, bool)
+    rejected[[p.mov for p in pairs if p.reason]] = True
+    valid = _valid_region(shifts, rows, cols)
+    return Registration(
+        aligned=shift_stack(a, shifts),
+        shifts=shifts,
+        valid=valid,
+        confidence=_confidence(pairs, residual, n, anchor, use_texture),
+        rejected=rejected,
+        messages=_messages(pairs, use_texture, valid, (rows, cols)),
+    )
 
 
 def shift_stack(stack, shifts) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""From pairwise drift measurements to one shift per frame, and what to report.
+
+:func:`_solve_positions` solves the frames' positions from measured shifts between pairs
+of frames (successive frames and frames 2-3 apart) by weighted least squares, with
+iteratively reweighted (Cauchy) weights so that one bad pair cannot bend the rest; the
+residual of each measurement says how well the references agree. :func:`_fill` gives
+rejected frames a shift interpolated linearly (by frame index) between the accepted
+frames around them, held at the nearest accepted frame at the ends.
+:func:`_frame_list` writes frame numbers for the messages ("3, 7-9").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_RESIDUAL_SCALE_PX = 0.5  # Cauchy scale of the reweighting, pixels
+
+
+@dataclass
+class _Measurement:
+    """Shift to apply to frame ``mov`` to align it with frame ``ref`` (pixels)."""
+
+    ref: int
+    mov: int
+    shift: np.ndarray
+    weight: float
+
+
+def _solve_positions(
+    frames: list[int], anchor: int, measurements: list[_Measurement], iters: int = 4
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Positions (shift applied to each frame, ``anchor`` at 0) of ``frames``.
+
+    Returns ``(positions, residuals)``: a dict frame -> (2,) shift, and the largest
+    per-axis residual (pixels) of each measurement after the solve.
+    """
+    unknown = [f for f in frames if f != anchor]
+    col = {f: i for i, f in enumerate(unknown)}
+    if not unknown or not measurements:
+        return {f: np.zeros(2) for f in frames}, np.zeros(len(measurements))
+    design = np.zeros((len(measurements), len(unknown)))
+    rhs = np.zeros((len(measurements), 2))
+    base_w = np.zeros(len(measurements))
+    for k, m in enumerate(measurements):
+        if m.mov in col:
+            design[k, col[m.mov]] += 1.0
+        if m.ref in col:
+            design[k, col[m.ref]] -= 1.0
+        rhs[k] = m.shift
+        base_w[k] = max(float(m.weight), 1e-6)
+    w = base_w.copy()
+    sol = np.zeros((len(unknown), 2))
+    residual = np.zeros(len(measurements))
+    for _ in range(iters):
+        sw = np.sqrt(w)[:, None]
+        sol = np.linalg.lstsq(design * sw, rhs * sw, rcond=None)[0]
+        residual = np.abs(design @ sol - rhs).max(axis=1)
+        w = base_w / (1.0 + (residual / _RESIDUAL_SCALE_PX) ** 2)
+    positions = {anchor: np.zeros(2)}
+    positions.update({f: sol[col[f]] for f in unknown})
+    return positions, residual
+
+
+def _fill(n: int, positions: dict[int, np.ndarray]) -> np.ndarray:
+    """``(n, 2)`` shifts: the solved positions, the others interpolated by frame index.
+
+    Frames before the first (after the last) solved frame take its shift.
+    """
+    known = sorted(positions)
+    out = np.zeros((n, 2))
+    if not known:
+        return out
+    xs = np.array(known, float)
+    ys = np.array([positions[f] for f in known])
+    for ax in range(2):
+        out[:, ax] = np.interp(np.arange(n, dtype=float), xs, ys[:, ax])
+    return out
+
+
+def _frame_list(frames) -> str:
+    """``[3, 7, 8, 9]`` -> ``"3, 7-9"`` (frame numbers from 0)."""
+    frames = sorted(int(f) for f in frames)
+    parts: list[str] = []
+    start = prev = None
+    for f in frames:
+        if start is None:
+            start = prev = f
+        elif f == prev + 1:
+            prev = f
+        else:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = f
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
