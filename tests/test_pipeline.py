@@ -160,6 +160,7 @@ def test_run_pipeline_stop_flag(series):
         ({"figures": "some"}, "figures must be one of summary, all, none"),
         ({"max_frame_figures": -1}, "max_frame_figures must be a whole number >= 0"),
         ({"min_pit_area_px": 2.5}, "min_pit_area_px must be a whole number >= 0"),
+        ({"increment_model": "gumbel"}, "increment_model must be one of gaussian, gsg"),
     ],
 )
 def test_config_refuses_nonsense(kw, message):
@@ -209,3 +210,17 @@ def test_run_pipeline_never_replaces_a_folder_of_other_work(series, tmp_path):
     with pytest.raises(CalciteAFMError, match=r"holds notes\.txt, which calcite-afm did not"):
         run_pipeline(series.raw, pixel_size_nm=11.7, out_dir=tmp_path, progress=progress.append)
     assert progress == [] and [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_fit_series_with_the_gsg_model(series):
+    kw = dict(pixel_size_nm=series.pixel_size_nm, frame_times_s=series.frame_times_s, lags=(1, 2))
+    gauss, _ = fit_series(series.clean[:2], series.labels[:2], **kw)
+    rows, fits = fit_series(series.clean[:2], series.labels[:2], increment_model="gsg", **kw)
+    assert list(rows[0].keys()) == table_columns(2, "gsg")
+    assert all(f.gsg is not None for f in fits)
+    for g, r in zip(gauss, rows):  # the Gaussian columns do not change
+        assert all(r[k] == v or (v != v and r[k] != r[k]) for k, v in g.items() if k != "flags")
+    assert {r["better_increment_model"] for r in rows} <= {"gsg", "gaussian"}
+    cfg = PipelineConfig(increment_model="gsg")
+    assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
+    assert PipelineConfig().increment_model == "gaussian"

@@ -82,6 +82,9 @@ RUN_OUTPUT_FILES: tuple[str, ...] = (
     "segmentation_score.json",
 )
 
+#: GSG columns averaged in the summary of a run fitted with the GSG model.
+_GSG_MEANS = ("gsg_alpha_A", "gsg_alpha_B", "ks_height_gsg", "ks_increment_gsg")
+
 _FIGURE = re.compile(r"fit_frame\d+\.png|parameters_vs_time\.png")
 _OUR_TEMPORARY = re.compile(r"\..+\.(tmp|old)")  # atomic_write / atomic_directory's names
 
@@ -169,13 +172,15 @@ def check_output_folder(
     return path
 
 
-def table_columns(n_classes: int = 2) -> list[str]:
+def table_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list[str]:
     """All columns of the results table: :data:`TABLE_COLUMNS`, then the stats extras.
 
     Parameters
     ----------
     n_classes : {2, 3}
         Segmentation classes; three classes add the monolayer-pit columns (``c_M``...).
+    increment_model : {"gaussian", "gsg"}
+        ``"gsg"`` adds the GSG columns (``gsg_alpha_A``..., before ``flags``).
 
     Returns
     -------
@@ -187,11 +192,16 @@ def table_columns(n_classes: int = 2) -> list[str]:
     >>> cols = table_columns(2)
     >>> cols[:3], cols[:16] == TABLE_COLUMNS
     (['frame', 'time_s', 'lag_px'], True)
-    >>> "c_M" in table_columns(3)
-    True
+    >>> "c_M" in table_columns(3), "gsg_alpha_A" in table_columns(2, "gsg")
+    (True, True)
     """
-    extra = [c for c in row_columns(n_classes) if c not in TABLE_COLUMNS]
+    extra = [c for c in row_columns(n_classes, increment_model) if c not in TABLE_COLUMNS]
     return TABLE_COLUMNS + extra
+
+
+def _increment_model(table: Sequence[dict]) -> str:
+    """``"gsg"`` when the table carries the GSG columns, else ``"gaussian"``."""
+    return "gsg" if table and "ks_increment_gsg" in table[0] else "gaussian"
 
 
 # --------------------------------------------------------------------------- JSON
@@ -297,7 +307,11 @@ def run_summary(stack, model, settings, config, table, n_classes, shifts, valid,
             if w
         ],
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "means": {key: _nanmean(first_lag, key) for key in (*TABLE_COLUMNS[4:], "em_ks_height")},
+        "means": {
+            key: _nanmean(first_lag, key)
+            for key in (*TABLE_COLUMNS[4:], "em_ks_height")
+            + (_GSG_MEANS if _increment_model(table) == "gsg" else ())
+        },
     }
 
 
@@ -506,7 +520,9 @@ def write_outputs(
             _write_stacks(result, tmp, _frame_interval(result.frame_times_s))
         )
         written["table"] = write_table_csv(
-            tmp / "table.csv", result.table, table_columns(result.n_classes)
+            tmp / "table.csv",
+            result.table,
+            table_columns(result.n_classes, _increment_model(result.table)),
         )
         figs = write_figures(
             result.fits,

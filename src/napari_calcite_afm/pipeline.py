@@ -92,6 +92,8 @@ class PipelineConfig:
         Keep the per-class probabilities (``frames x classes`` float32 images).
     min_pit_area_px : int
         Smallest connected region of label 1 counted as a pit, pixels.
+    increment_model : {"gaussian", "gsg"}
+        ``"gsg"`` also fits the multimodal GSG model (the table gains its columns).
 
     Examples
     --------
@@ -115,10 +117,12 @@ class PipelineConfig:
     em: bool = True
     keep_probabilities: bool = True
     min_pit_area_px: int = 4
+    increment_model: str = "gaussian"
 
     def __post_init__(self) -> None:
         self.lags = check_lags(self.lags, name="PipelineConfig.lags")
-        choices = {"axis": ("both", "x", "y"), "figures": ("summary", "all", "none")}
+        choices = {"axis": ("both", "x", "y"), "figures": ("summary", "all", "none"),
+                   "increment_model": ("gaussian", "gsg")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise CalciteAFMError(
@@ -234,6 +238,7 @@ def fit_series(
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
     workers: int | None = None,
+    increment_model: str = "gaussian",
 ) -> tuple[list[dict], list[FrameFit]]:
     """Fit the multimodal Gaussian model to every frame of a labelled stack.
 
@@ -247,7 +252,7 @@ def fit_series(
         Pixel size, nm.
     frame_times_s : sequence of float, optional
         Time of each frame, s (for ``time_s`` and the retreat rate).
-    lags, axis, n_classes, em
+    lags, axis, n_classes, em, increment_model
         As in :func:`napari_calcite_afm.stats.fit_frame`.
     min_pit_area_px : int
         Smallest pit counted, pixels.
@@ -294,7 +299,7 @@ def fit_series(
     def one(i: int):
         return _fit_one(
             heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em,
-            min_pit_area_px, workers=inner,
+            min_pit_area_px, workers=inner, increment_model=increment_model,
         )  # fmt: skip
 
     results = thread_map(one, range(n), n_workers)
@@ -313,8 +318,9 @@ def fit_series(
 
 
 def _fit_one(
-    heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em, min_pit, workers=None
-):
+    heights, labels, i, times, pixel_size_nm, lags, axis, n_classes, em, min_pit, workers=None,
+    increment_model="gaussian",
+):  # fmt: skip
     fit = fit_frame(
         heights[i],
         labels[i],
@@ -324,6 +330,7 @@ def _fit_one(
         n_classes=n_classes,
         em=em,
         workers=workers,
+        increment_model=increment_model,
     )
     count, area = pit_measures(labels[i], pixel_size_nm, pit_label=1, min_area_px=min_pit)
     retreat = math.nan
@@ -332,7 +339,7 @@ def _fit_one(
         if np.isfinite(dt_min) and dt_min > 0:
             retreat = mean_retreat_nm(heights[i - 1], heights[i]) / dt_min
     extra = {"pit_count": count, "mean_pit_area_nm2": area, "retreat_nm_per_min": retreat}
-    cols = table_columns(n_classes)
+    cols = table_columns(n_classes, increment_model)
     out = []
     for row in fit.to_rows(frame=i, time_s=float(times[i])):
         row.update(extra)
@@ -545,6 +552,7 @@ def run_pipeline(
             min_pit_area_px=config.min_pit_area_px,
             progress=lambda d: clock.report("fit", d["frame"], n),
             stop=stop,
+            increment_model=config.increment_model,
         )
     clock.timings["total_s"] = clock.elapsed()
     summary = run_summary(

@@ -27,6 +27,8 @@ from .plot_theme import LIGHT, PlotTheme, apply_theme
 from .stats import FrameFit, height_pdf, increment_pdf, mixture_pdf
 
 __all__ = [
+    "GSG_COLOR",
+    "GSG_TIME_PARAMETERS",
     "LIGHT",
     "REGION_COLORS",
     "TIME_PARAMETERS",
@@ -59,6 +61,16 @@ TIME_PARAMETERS: list[tuple[str, str]] = [
     ("mean_pit_area_nm2", "mean pit area (nm²)"),
     ("retreat_nm_per_min", "retreat (nm/min)"),
 ]
+
+#: The GSG model's columns drawn after :data:`TIME_PARAMETERS` when the table has them.
+GSG_TIME_PARAMETERS: list[tuple[str, str]] = [
+    ("gsg_alpha_A", "alpha_A (GSG)"),
+    ("gsg_alpha_B", "alpha_B (GSG)"),
+    ("ks_increment_gsg", "KS increments, GSG"),
+]
+
+#: Colour of the GSG model's lines (the Gaussian mixture's are black).
+GSG_COLOR = "#2ca02c"
 
 
 def scale_bar_length(width_nm: float) -> float:
@@ -184,8 +196,10 @@ def plot_height_fit(
     -------
     dict
         ``"hist"`` (a StepPatch: ``get_data()`` gives the densities and edges),
-        ``"model"`` (the mixture line), ``"components"`` (one line per mode) and
-        ``"em"`` (line or None). Line x values are Z' in nm, y values densities in 1/nm.
+        ``"model"`` (the mixture line), ``"components"`` (one line per mode),
+        ``"em"`` (line or None) and ``"gsg"`` (the GSG mixture's line, dashed green, when
+        the fit has one, else None). Line x values are Z' in nm, y values densities in
+        1/nm.
 
     Examples
     --------
@@ -197,7 +211,7 @@ def plot_height_fit(
     >>> len(out["components"]), out["model"].get_xdata().size
     (2, 400)
     """
-    out: dict[str, Any] = {"hist": None, "model": None, "components": [], "em": None}
+    out: dict[str, Any] = {"hist": None, "model": None, "components": [], "em": None, "gsg": None}
     hist = fit.height_hist
     if hist is None or hist.n == 0:
         ax.text(0.5, 0.5, "no valid pixels", ha="center", va="center", transform=ax.transAxes)
@@ -228,6 +242,15 @@ def plot_height_fit(
             ls="--",
             label=f"EM on Z' alone, KS {fit.em.ks_height:.3f}",
         )
+    if fit.gsg is not None:
+        (out["gsg"],) = ax.plot(
+            x,
+            mixture_pdf(x, *fit.gsg.height_components()),
+            color=GSG_COLOR,
+            lw=1.4,
+            ls=(0, (5, 2)),
+            label=f"f GSG, KS {fit.gsg.ks_height:.3f}",
+        )
     if log:
         _log_density_axis(ax, hist.density)
     ax.set_xlabel("Z' = Z - <Z> (nm)")
@@ -253,8 +276,9 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
     Returns
     -------
     dict
-        ``"hist"`` (a StepPatch), ``"model"`` (the g line; x in nm, y in 1/nm) and
-        ``"within"`` (the summed within-region part of g).
+        ``"hist"`` (a StepPatch), ``"model"`` (the g line; x in nm, y in 1/nm),
+        ``"within"`` (the summed within-region part of g) and ``"gsg"`` (the GSG
+        model's g, dashed green, when the fit has one, else None).
 
     Examples
     --------
@@ -268,7 +292,7 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
     ('log', 600)
     """
     ls = fit.lag(lag)
-    out: dict[str, Any] = {"hist": None, "model": None, "within": None}
+    out: dict[str, Any] = {"hist": None, "model": None, "within": None, "gsg": None}
     hist = ls.hist
     if hist is None or hist.n == 0:
         ax.text(0.5, 0.5, "no valid pairs", ha="center", va="center", transform=ax.transAxes)
@@ -292,6 +316,16 @@ def plot_increment_fit(ax, fit: FrameFit, lag: int, *, log: bool = True) -> dict
             lw=1.0,
             ls=":",
             label="within-region pairs",
+        )
+    if fit.gsg is not None:
+        g = fit.gsg.lag(lag)
+        (out["gsg"],) = ax.plot(
+            x,
+            mixture_pdf(x, g.weights, g.means, g.sigmas),
+            color=GSG_COLOR,
+            lw=1.4,
+            ls=(0, (5, 2)),
+            label=f"g GSG, KS {g.ks_increment:.3f}",
         )
     if log:
         _log_density_axis(ax, hist.density)
@@ -407,7 +441,8 @@ def plot_parameters_vs_time(
     lag : int, optional
         The lag whose rho and increment KS are drawn (default: the smallest in ``rows``).
     parameters : sequence of (column, label), optional
-        Which columns to draw (default :data:`TIME_PARAMETERS`, those present).
+        Which columns to draw (default :data:`TIME_PARAMETERS` and
+        :data:`GSG_TIME_PARAMETERS`, those present).
 
     Returns
     -------
@@ -429,7 +464,7 @@ def plot_parameters_vs_time(
     if lag is None and lag_values:
         lag = lag_values[0]
     sel = [r for r in rows if lag is None or r.get("lag_px") == lag]
-    params = [p for p in (parameters or TIME_PARAMETERS) if p[0] in sel[0]]
+    params = [p for p in (parameters or TIME_PARAMETERS + GSG_TIME_PARAMETERS) if p[0] in sel[0]]
     t = _column(sel, "time_s") / 60.0
     xlabel = "time (min)"
     if not np.all(np.isfinite(t)):

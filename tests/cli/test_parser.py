@@ -18,6 +18,7 @@ from napari_calcite_afm.cli import (
     cmd_train,
 )
 from napari_calcite_afm.cli.batch import cmd_batch
+from napari_calcite_afm.cli.kinetics import cmd_kinetics
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -36,11 +37,12 @@ def test_every_command_in_order_with_its_function():
         "segment",
         "fit",
         "run",
+        "kinetics",
         "batch",
         "demo",
     ]
     funcs = [cmd_info, cmd_level, cmd_synth, cmd_train, cmd_segment, cmd_fit, cmd_run]
-    funcs += [cmd_batch, cmd_demo]
+    funcs += [cmd_kinetics, cmd_batch, cmd_demo]
     for (name, sub), func in zip(subs.items(), funcs):
         assert sub.get_default("func") is func, name
         assert sub.prog == f"calcite-afm {name}"
@@ -73,7 +75,7 @@ def test_defaults():
         False,
     )
     args = parser.parse_args(["synth", "--out", "d"])
-    assert (args.frames, args.size, args.seed, args.pixel_size) == (10, 512, 0, 11.7)
+    assert (args.frames, args.size, args.seed, args.pixel_size) == (10, 512, 0, None)
     assert parser.parse_args(["demo"]).out == "calcite-afm-demo"
     args = parser.parse_args(["fit", "i", "--labels", "l", "--out", "t.csv"])
     assert (args.axis, args.classes, args.figures, args.no_level) == ("both", 2, None, False)

@@ -120,14 +120,28 @@ def cmd_synth(args: argparse.Namespace) -> int:
             f"calcite-afm: error: --frames x --size^2 must be at most {SYNTH_MAX_PIXELS:,} "
             f"pixels (about 1.3 GB of stacks), got {args.frames * args.size**2:,}"
         )
-    if args.size * args.pixel_size > SYNTH_MAX_FIELD_NM:
+    generator = getattr(args, "generator", "standard")
+    pixel_size = getattr(args, "pixel_size", None)
+    if pixel_size is None and generator == "standard":
+        pixel_size = 11.7  # the study's pixel size; wide and cellular draw theirs
+    # drawn pixel sizes are at most 20 nm: within the limit for every --size
+    if pixel_size is not None and args.size * pixel_size > SYNTH_MAX_FIELD_NM:
         raise _UsageError(
             "calcite-afm: error: the field of view --size x --pixel-size must be at most "
-            f"{SYNTH_MAX_FIELD_NM / 1000:g} um, got {args.size * args.pixel_size / 1000:g} um"
+            f"{SYNTH_MAX_FIELD_NM / 1000:g} um, got {args.size * pixel_size / 1000:g} um"
         )
     _check_paths([], folders=[("--out", args.out)])
     out = check_output_folder(args.out, SYNTH_FILES, figures=None, what="the synth folder")
-    series = make_series(args.frames, args.size, seed=args.seed, pixel_size_nm=args.pixel_size)
+    if generator == "cellular":
+        from ..synthetic import make_cellular_series
+
+        series = make_cellular_series(
+            args.frames, args.size, seed=args.seed, pixel_size_nm=pixel_size
+        )
+    else:
+        series = make_series(
+            args.frames, args.size, seed=args.seed, pixel_size_nm=pixel_size, variety=generator
+        )
     stacks = {"image": series.raw, "labels": series.labels_raw, "clean": series.clean}
     with atomic_directory(os.path.abspath(out), what="the synth folder") as tmp:
         for name, data in stacks.items():
@@ -145,7 +159,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
                     default=str,
                 )
             )
-    print(f"wrote {out / 'image.tif'} and {out / 'labels.tif'} ({series.raw.shape})")
+    print(
+        f"wrote {out / 'image.tif'} and {out / 'labels.tif'} ({series.raw.shape}, "
+        f"{generator} generator, {series.pixel_size_nm:.3g} nm per pixel)"
+    )
     return 0
 
 
@@ -345,6 +362,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         axis=args.axis,
         n_classes=n_classes,
         progress=_progress_printer("fit", args.quiet),
+        increment_model=args.increment_model,
     )
     with contextlib.ExitStack() as outputs:  # the table and the figures, or neither
         if args.figures:
@@ -352,7 +370,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             tmp = outputs.enter_context(atomic_directory(folder, what="the figures folder"))
             written = write_figures(fits, rows, tmp, frame_times_s=times, figures="all")
         table = outputs.enter_context(_staged_file(args.out, "the table"))
-        write_table_csv(table, rows, table_columns(n_classes))
+        write_table_csv(table, rows, table_columns(n_classes, args.increment_model))
     print(f"wrote {Path(args.out)} ({len(rows)} rows)")
     if args.figures:
         print(f"wrote {len(written)} figures in {args.figures}")
@@ -373,6 +391,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lags=_parse_lags(args.lags),
         register=not args.no_register,
         figures=args.figures,
+        increment_model=args.increment_model,
     )
     result = run_pipeline(
         args.input,

@@ -16,6 +16,7 @@ from .commands import (
     cmd_synth,
     cmd_train,
 )
+from .kinetics import _add_kinetics_parser
 
 __all__ = ["build_parser"]
 
@@ -104,10 +105,20 @@ def _add_synth_parser(sub) -> None:
     )
     p.add_argument("--seed", type=_SEED, default=0, help="random seed (0; 0 to 2**32 - 1)")
     p.add_argument(
+        "--generator",
+        choices=("standard", "wide", "cellular"),  # synthetic.GENERATORS (not imported here)
+        default="standard",
+        help="standard (the default), wide (its settings drawn from wide ranges: pixel "
+        "sizes, steps, pit shapes and walls, roughness, noise, artifacts) or cellular (a "
+        "lattice simulation of step retreat, built another way)",
+    )
+
+    p.add_argument(
         "--pixel-size",
         type=_float_arg(0, 1000, " of nm"),
-        default=11.7,
-        help="pixel size in nm (11.7; at most 1000, and --size x --pixel-size at most 50 um)",
+        default=None,
+        help="pixel size in nm (standard: 11.7; wide, cellular: drawn in 2-20 unless given; "
+        "at most 1000, and --size x --pixel-size at most 50 um)",
     )
     p.set_defaults(func=cmd_synth)
 
@@ -222,6 +233,13 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--axis", choices=["both", "x", "y"], default="both", help="lag direction")
     p.add_argument("--classes", type=int, choices=[2, 3], default=2, help="2 or 3 modes (2)")
     p.add_argument(
+        "--increment-model",
+        choices=["gaussian", "gsg"],
+        default="gaussian",
+        help="gaussian (the multimodal Gaussian mixture) or gsg (also the generalized "
+        "sub-Gaussian model: the table adds its columns)",
+    )
+    p.add_argument(
         "--figures",
         help="folder for the fit figures (PNG): new, empty or an older figures folder, "
         "replaced as a whole",
@@ -247,6 +265,12 @@ def _add_run_parser(sub) -> None:
     )
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
+    p.add_argument(
+        "--increment-model",
+        choices=["gaussian", "gsg"],
+        default="gaussian",
+        help="gaussian, or gsg (also the generalized sub-Gaussian model)",
+    )
     p.add_argument(
         "--figures", choices=["summary", "all", "none"], default="summary", help="(summary)"
     )
@@ -279,6 +303,7 @@ _COMMANDS = (
     _add_segment_parser,
     _add_fit_parser,
     _add_run_parser,
+    _add_kinetics_parser,
     _add_batch_parser,
     _add_demo_parser,
 )

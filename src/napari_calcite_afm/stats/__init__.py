@@ -1,4 +1,4 @@
-"""Multimodal Gaussian model of AFM heights and height increments.
+"""Multimodal Gaussian (and generalized sub-Gaussian) model of AFM heights and increments.
 
 This package implements the section "The multimodal Gaussian model" of the science notes
 (``shared/docs/science.md``); ``docs/statistics.md`` gives the formulas, the meaning of every
@@ -17,7 +17,11 @@ computes
 - the model densities of heights ``f(z) = sum_i w_i N(z; mu_i, sigma_i)`` and of increments
   ``g(d; s) = sum_ij p_ij N(d; m_ij, s_ij)``;
 - the goodness of fit of both (Kolmogorov-Smirnov, L1 and Jensen-Shannon distances);
-- for comparison, a two-component Gaussian mixture fitted to ``Z'`` alone by EM.
+- for comparison, a two-component Gaussian mixture fitted to ``Z'`` alone by EM;
+- with ``increment_model="gsg"``, the multimodal generalized sub-Gaussian (GSG) model:
+  each mode a GSG field (``alpha``, ``sigma``, ``rho(s)``), step crossings a third kind
+  of pair (:attr:`FrameFit.gsg`); :func:`fit_gsg_field` / :func:`fit_gsg_regions` fit
+  a GSG to any field (e.g. local dissolution rates).
 
 Everything is vectorised numpy/scipy (no Qt, no napari). The modules:
 
@@ -31,6 +35,11 @@ Everything is vectorised numpy/scipy (no Qt, no napari). The modules:
 ``em``             the EM fit of a 1D Gaussian mixture
 ``lags``           the statistics of one lag (pair sums, ``rho``, ``p``, model ``g``)
 ``fitting``        :func:`fit_frame`, :func:`fit_stack` and their threading
+``gsg``            GSG densities of heights and increments, moments, simulated GSG fields
+``gsg_estimate``   the GSG estimators (maximum likelihood, moments)
+``gsg_frame``      the multimodal GSG model of a frame (``FrameFit.gsg``)
+``gsg_field``      :func:`fit_gsg_field`, :func:`fit_gsg_regions` (any field)
+``gsg_results``    :class:`GSGParams`, :class:`GSGFit`, the GSG table columns
 =================  ==========================================================================
 
 Examples
@@ -55,8 +64,23 @@ from ..errors import StatsError
 from ._checks import AXES
 from ._workspace import _Workspace as _Workspace  # (fit_frame's _workspace argument)
 from .em import em_gaussian_mixture
-from .fitting import fit_frame, fit_stack
+from .fitting import INCREMENT_MODELS, fit_frame, fit_stack
 from .goodness import histogram_distances, ks_distance
+from .gsg import (
+    gsg_cdf,
+    gsg_correlation,
+    gsg_cross_components,
+    gsg_height_components,
+    gsg_increment_cdf,
+    gsg_increment_components,
+    gsg_increment_pdf,
+    gsg_moments,
+    gsg_pdf,
+    simulate_gsg_field,
+    subordinator_moment,
+)
+from .gsg_field import fit_gsg_field, fit_gsg_regions
+from .gsg_results import GSG_METHODS, GSGFit, GSGLag, GSGParams, better_model, gsg_columns
 from .mixtures import (
     height_cdf,
     height_pdf,
@@ -82,18 +106,36 @@ from .sample import fluctuation, histogram, increments, pair_fractions
 
 __all__ = [
     "AXES",
+    "GSG_METHODS",
+    "INCREMENT_MODELS",
     "REGION_NAMES",
     "EMFit",
     "FrameFit",
+    "GSGFit",
+    "GSGLag",
+    "GSGParams",
     "Histogram",
     "LagStats",
     "RegionParams",
     "StatsError",
+    "better_model",
     "em_gaussian_mixture",
     "fit_frame",
+    "fit_gsg_field",
+    "fit_gsg_regions",
     "fit_stack",
     "fits_to_rows",
     "fluctuation",
+    "gsg_cdf",
+    "gsg_columns",
+    "gsg_correlation",
+    "gsg_cross_components",
+    "gsg_height_components",
+    "gsg_increment_cdf",
+    "gsg_increment_components",
+    "gsg_increment_pdf",
+    "gsg_moments",
+    "gsg_pdf",
     "height_cdf",
     "height_pdf",
     "histogram",
@@ -107,4 +149,6 @@ __all__ = [
     "mixture_pdf",
     "pair_fractions",
     "row_columns",
+    "simulate_gsg_field",
+    "subordinator_moment",
 ]

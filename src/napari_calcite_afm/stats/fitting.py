@@ -34,10 +34,15 @@ from ._checks import _as_frame, _check_axis, _check_lags, _check_n_classes, _cla
 from ._workspace import _thread_workspace, _Workspace
 from .em import _em_nan, _em_on_binned
 from .goodness import _binned_distances, _binned_ks
+from .gsg_frame import _fit_frame_gsg, _nan_gsg
+from .gsg_results import GSG_METHODS
 from .lags import _fit_lag, _FrameRows, _nan_lag
 from .mixtures import _loglik, _model_cdfs
 from .results import REGION_NAMES, FrameFit, RegionParams
 from .sample import _Binned
+
+#: The increment models of :func:`fit_frame`: the Gaussian mixture, and with it the GSG one.
+INCREMENT_MODELS = ("gaussian", "gsg")
 
 
 def fit_frame(
@@ -52,6 +57,9 @@ def fit_frame(
     em: bool = True,
     histograms: bool = True,
     workers: int | None = None,
+    increment_model: str = "gaussian",
+    gsg_method: str = "ml",
+    gsg_steps: bool = True,
     _workspace: _Workspace | None = None,
 ) -> FrameFit:
     """Fit the multimodal Gaussian model to one frame and its segmentation.
@@ -84,6 +92,15 @@ def fit_frame(
         None: one per available CPU core, at most one per task; 1: everything in the
         calling thread (what a caller that already runs frames in parallel wants). The
         results do not depend on it.
+    increment_model : {"gaussian", "gsg"}
+        ``"gsg"`` also fits the multimodal generalized sub-Gaussian model
+        (:attr:`FrameFit.gsg`, docs/statistics.md "GSG"); the Gaussian results are the
+        same either way.
+    gsg_method : {"ml", "moments"}
+        GSG estimator: maximum likelihood (default) or the method of moments.
+    gsg_steps : bool
+        Treat step crossings as a third kind of same-region pair in the GSG model (used
+        only where the smallest lag's increments show a second peak at the step height).
 
     Returns
     -------
@@ -118,6 +135,7 @@ def fit_frame(
     1.0
     """
     k, lag_list, px, min_pixels = _check_fit_args(n_classes, axis, lags, pixel_size_nm, min_pixels)
+    _check_gsg_args(increment_model, gsg_method)
     zf = _as_frame(z)
     code = _class_codes(labels, zf.shape, k)
     finite = np.isfinite(zf)
@@ -126,7 +144,10 @@ def fit_frame(
     valid = code < k
     n_valid = int(np.count_nonzero(valid))
     if n_valid == 0:
-        return _empty_fit(k, axis, px, lag_list, em)
+        fit = _empty_fit(k, axis, px, lag_list, em)
+        if increment_model == "gsg":
+            fit.gsg = _nan_gsg(fit, gsg_method, gsg_steps, "no valid labelled pixels")
+        return fit
     all_valid = n_valid == zf.size
 
     # ---- heights: Z', per-region moments
@@ -166,11 +187,36 @@ def fit_frame(
         all_valid=all_valid,
         histograms=histograms,
     )
-    tasks: list[Callable[[_Workspace], Any]] = [_height_task(fit, hsample, histograms, em)]
-    tasks += [partial(_fit_lag, s, frame) for s in lag_list]
+    # with the GSG model, each task keeps its binned sample (in a workspace of its own)
+    keep: dict | None = {} if increment_model == "gsg" else None
+    tasks: list[Callable[[_Workspace], Any]] = [_height_task(fit, hsample, histograms, em, keep)]
+    if keep is None:
+        tasks += [partial(_fit_lag, s, frame) for s in lag_list]
+    else:
+        tasks += [partial(_fit_lag_kept, s, frame, keep) for s in lag_list]
     results = _run_tasks(tasks, workers, work)
     fit.lags.extend(results[1:])
+    if keep is not None:
+        fit.gsg = _fit_frame_gsg(
+            fit, code, keep, method=gsg_method, steps=gsg_steps, min_pixels=min_pixels,
+            run=lambda ts: _run_tasks(ts, workers, work),
+        )  # fmt: skip
     return fit
+
+
+def _fit_lag_kept(s: int, frame: _FrameRows, keep: dict, _work: _Workspace) -> Any:
+    """:func:`_fit_lag` in a fresh workspace, its binned sample kept in ``keep[s]``."""
+    return _fit_lag(s, frame, _Workspace(), keep)
+
+
+def _check_gsg_args(increment_model, gsg_method) -> None:
+    """Raise :class:`StatsError` for an unknown increment model or GSG method."""
+    if increment_model not in INCREMENT_MODELS:
+        raise StatsError(
+            f"increment_model must be one of {INCREMENT_MODELS}, got {increment_model!r}"
+        )
+    if gsg_method not in GSG_METHODS:
+        raise StatsError(f"gsg_method must be one of {GSG_METHODS}, got {gsg_method!r}")
 
 
 def _check_fit_args(n_classes, axis, lags, pixel_size_nm, min_pixels):
@@ -284,12 +330,13 @@ def _region_params(
 
 
 def _height_task(
-    fit: FrameFit, hsample: np.ndarray, histograms: bool, em: bool
+    fit: FrameFit, hsample: np.ndarray, histograms: bool, em: bool, keep: dict | None = None
 ) -> Callable[[_Workspace], None]:
     """The task that fills ``fit``'s height goodness of fit, histogram and EM fit.
 
     The height model is checked now (a flag when it is undefined); the task runs later,
-    on a thread, with a scratch workspace.
+    on a thread, with a scratch workspace (a fresh one, its binned sample kept in
+    ``keep["heights"]``, when ``keep`` is given).
     """
     w_h, m_h, s_h = fit.height_components()
     model = _model_cdfs(w_h, m_h, s_h)
@@ -297,7 +344,11 @@ def _height_task(
         fit.flags.append("height model undefined (a weighted region has NaN parameters)")
 
     def heights(ws: _Workspace) -> None:
+        if keep is not None:
+            ws = _Workspace()
         hbin = _Binned(hsample, work=ws)
+        if keep is not None:
+            keep["heights"] = hbin
         if model is not None:
             fit.ks_height = _binned_ks(hbin, *model)
             fit.l1_height, fit.js_height = _binned_distances(hbin, model[0])

@@ -169,8 +169,12 @@ def _increment_sample(s: int, frame: _FrameRows, n_pairs: int, work: _Workspace)
     return d
 
 
-def _fit_lag(s: int, frame: _FrameRows, work: _Workspace) -> LagStats:
-    """The :class:`~.results.LagStats` of lag ``s`` (pixels): pair statistics, model, fit."""
+def _fit_lag(s: int, frame: _FrameRows, work: _Workspace, keep: dict | None = None) -> LagStats:
+    """The :class:`~.results.LagStats` of lag ``s`` (pixels): pair statistics, model, fit.
+
+    ``keep``, when given, receives the binned increment sample as ``keep[s]`` (for the
+    GSG fit; ``work`` must then not be reused by another task).
+    """
     regions = frame.regions
     k = len(regions)
     px, axis = frame.pixel_size_nm, frame.axis
@@ -192,6 +196,8 @@ def _fit_lag(s: int, frame: _FrameRows, work: _Workspace) -> LagStats:
     ls = LagStats(s, s * px, axis, rho, p, n_pairs, n_same, w_g, m_g, s_g, flags=flags)
 
     dbin = _Binned(_increment_sample(s, frame, n_pairs, work), work=work)
+    if keep is not None:
+        keep[s] = dbin
     model = _model_cdfs(w_g, m_g, s_g)
     if model is None:
         flags.append(f"lag {s} px: increment model undefined (a weighted mode has NaN parameters)")

@@ -20,12 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import StatsError
 from ._checks import _check_n_classes
+
+if TYPE_CHECKING:  # pragma: no cover - only for the annotations
+    from .gsg_results import GSGFit
 
 #: Region name of each label value (1 multilayer pit, 2 terrace, 3 monolayer etch pit).
 REGION_NAMES: dict[int, str] = {1: "A", 2: "B", 3: "M"}
@@ -303,6 +306,8 @@ class FrameFit:
         Two-component mixture fitted to ``Z'`` alone by EM (None if ``em=False``).
     flags : list[str]
         Frame-level problems, in words (lag-level ones are in each ``LagStats.flags``).
+    gsg : GSGFit or None
+        The multimodal GSG model (``fit_frame(..., increment_model="gsg")``), else None.
     """
 
     n_classes: int
@@ -319,6 +324,7 @@ class FrameFit:
     height_hist: Histogram | None = None
     em: EMFit | None = None
     flags: list[str] = field(default_factory=list)
+    gsg: GSGFit | None = None
 
     @property
     def c(self) -> float:
@@ -360,8 +366,9 @@ class FrameFit:
         Returns
         -------
         list of dict
-            Keys exactly :func:`row_columns` ``(n_classes)``, in that order. ``flags`` joins
-            the frame's and the lag's flags with ``";"``.
+            Keys exactly :func:`row_columns` ``(n_classes, increment_model)``, in that
+            order (``increment_model="gsg"`` when the fit has a GSG part). ``flags``
+            joins the frame's and the lag's flags with ``";"``.
         """
         k = self.n_classes
         names = [REGION_NAMES[i + 1] for i in range(k)]
@@ -416,6 +423,11 @@ class FrameFit:
             flags = list(self.flags) + (list(ls.flags) if ls is not None else [])
             if em is not None:
                 flags += [f"EM: {f}" for f in em.flags]
+            if self.gsg is not None:
+                from .gsg_results import gsg_row
+
+                row.update(gsg_row(self.gsg, names, ls, row["ks_increment"]))
+                flags += list(self.gsg.flags)
             row["flags"] = ";".join(flags)
             rows.append(row)
         return rows
@@ -438,17 +450,20 @@ class FrameFit:
             "em": self.em.to_dict() if self.em is not None else None,
             "flags": list(self.flags),
         }
+        if self.gsg is not None:
+            out["gsg"] = self.gsg.to_dict()
         if include_histograms and self.height_hist is not None:
             out["height_hist"] = self.height_hist.to_dict()
         return out
 
 
-def row_columns(n_classes: int = 2) -> list[str]:
+def row_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list[str]:
     """Column names of :meth:`FrameFit.to_rows`, in order.
 
     The first thirteen are the study's table: ``frame, time_s, lag_px, lag_nm, c, mu_A,
     sigma_A, rho_A, mu_B, sigma_B, rho_B, ks_height, ks_increment``; with three classes
-    ``c_M, mu_M, sigma_M, rho_M`` follow; then the extras.
+    ``c_M, mu_M, sigma_M, rho_M`` follow; then the extras. With ``increment_model="gsg"``
+    the GSG columns (:func:`~.gsg_results.gsg_columns`) come before ``flags``, the last.
 
     Examples
     --------
@@ -456,8 +471,12 @@ def row_columns(n_classes: int = 2) -> list[str]:
     ['frame', 'time_s', 'lag_px', 'lag_nm', 'c']
     >>> "c_M" in row_columns(3), "c_M" in row_columns(2)
     (True, False)
+    >>> [c for c in row_columns(2, "gsg") if c.startswith("gsg_alpha")]
+    ['gsg_alpha_A', 'gsg_alpha_B']
     """
     _check_n_classes(n_classes)
+    if increment_model not in ("gaussian", "gsg"):
+        raise StatsError(f"increment_model must be 'gaussian' or 'gsg', got {increment_model!r}")
     names = [REGION_NAMES[i + 1] for i in range(n_classes)]
     cols = ["frame", "time_s", "lag_px", "lag_nm", "c"]
     cols += ["mu_A", "sigma_A", "rho_A", "mu_B", "sigma_B", "rho_B"]
@@ -468,8 +487,12 @@ def row_columns(n_classes: int = 2) -> list[str]:
     cols += [f"p_{a}{b}" for a in names for b in names]
     cols += ["l1_height", "l1_increment", "js_height", "js_increment", "loglik_height"]
     cols += ["em_c", "em_mu_A", "em_sigma_A", "em_mu_B", "em_sigma_B"]
-    cols += ["em_ks_height", "em_l1_height", "em_js_height", "em_loglik", "flags"]
-    return cols
+    cols += ["em_ks_height", "em_l1_height", "em_js_height", "em_loglik"]
+    if increment_model == "gsg":
+        from .gsg_results import gsg_columns
+
+        cols += gsg_columns(n_classes)
+    return [*cols, "flags"]
 
 
 def fits_to_rows(

@@ -141,3 +141,47 @@ def test_statistics_shape_mismatch_notifies(make_napari_viewer, series, error_me
     assert widget.fit_all() is None
     assert "wrong" in error_messages()[before:][-1]
     assert not widget.runner.busy
+
+
+def test_statistics_gsg_model_equals_the_library(make_napari_viewer, qtbot, series, tmp_path):
+    from napari_calcite_afm._napari.widgets._statistics_gsg import GSG_PARAMETERS
+    from napari_calcite_afm._napari.widgets.statistics import PARAMETERS, StatisticsWidget
+    from napari_calcite_afm.stats import fit_frame, mixture_pdf
+
+    viewer = make_napari_viewer()
+    add_clean_and_truth(viewer, series)
+    widget = StatisticsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.fit is not None, timeout=20_000)
+    assert widget.fit.gsg is None and widget.artists["increment"]["gsg"] is None
+    assert widget.table.isRowHidden(len(PARAMETERS))  # the GSG rows stay hidden
+    assert "ks_increment_gsg" not in widget.table_values()
+
+    widget.lags.setText("1, 2")
+    widget._fill_lags()
+    widget.increment_model.setCurrentIndex(widget.increment_model.findData("gsg"))
+    qtbot.waitUntil(lambda: widget.fit is not None and widget.fit.gsg is not None, timeout=30_000)
+    i = widget.fit_frame_index
+    fit = fit_frame(series.clean[i], series.labels[i], (1, 2), pixel_size_nm=PX,
+                    increment_model="gsg")  # fmt: skip
+    line = widget.artists["increment"]["gsg"]
+    g = fit.gsg.lag(1)
+    x, y = line.get_data()
+    np.testing.assert_allclose(y, mixture_pdf(x, g.weights, g.means, g.sigmas))
+    assert widget.artists["height"]["gsg"] is not None
+    row = fit.to_rows(frame=i, time_s=300.0 * i)[0]
+    values = widget.table_values()
+    for key, *_ in GSG_PARAMETERS:
+        if key == "better_increment_model":
+            assert values[key] == row[key]
+        else:
+            assert values[key] == pytest.approx(row[key], nan_ok=True), key
+    assert not widget.table.isRowHidden(len(PARAMETERS))
+
+    widget.fit_all()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=90_000)
+    assert "gsg_alpha_B" in widget.time_lines
+    table = widget.export_table(tmp_path / "gsg.csv")
+    with open(table) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * 2 and "better_increment_model" in rows[0]

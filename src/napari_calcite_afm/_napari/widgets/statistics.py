@@ -6,7 +6,8 @@ A thin layer over :func:`napari_calcite_afm.stats.fit_frame`,
 
 - tab "Current frame" follows the time slider: histogram of Z' with the fitted mixture
   f and its modes, histogram of the increments dZ(s) with g(d; s) for the chosen lag, and a
-  table of the seven parameters with the goodness of fit;
+  table of the seven parameters with the goodness of fit (with the GSG model chosen, its
+  densities dashed green and its parameters below: ``_statistics_gsg``);
 - tab "Against time" fits every frame in a background thread and draws each parameter
   against time;
 - the table exports to CSV, the figures to PNG and SVG (black on white; the frame's
@@ -47,6 +48,7 @@ from ..conventions import apply_conventions
 from ..layers import current_frame, layer_stack, pixel_size_of
 from ._qt import LayerChooser, MplCanvas, form_layout, progress_bar, run_row, status_label
 from ._shortcuts import register as register_shortcut
+from ._statistics_gsg import GSG_PARAMETERS, increment_model_combo
 from ._tasks import TaskRunner, guarded
 
 __all__ = ["PARAMETERS", "StatisticsWidget"]
@@ -146,6 +148,7 @@ class StatisticsWidget(QWidget):
         self.n_classes = QComboBox()
         self.n_classes.addItem("2 modes: A pits, B terraces (3 counts as B)", 2)
         self.n_classes.addItem("3 modes: + monolayer pits", 3)
+        self.increment_model = increment_model_combo()
 
         self.log_heights = QCheckBox("log density for heights (shows a small pit mode)")
         self.log_heights.setChecked(True)
@@ -153,20 +156,19 @@ class StatisticsWidget(QWidget):
     def _make_frame_tab(self) -> QWidget:
         """Tab 1: the current frame's histograms and the parameter table."""
         self.frame_plot = MplCanvas(4.2, 5.0, viewer=self.viewer)
-        self.table = QTableWidget(len(PARAMETERS), 3)
+        rows = PARAMETERS + GSG_PARAMETERS
+        self.table = QTableWidget(len(rows), 3)
         self.table.setHorizontalHeaderLabels(["parameter", "value", "meaning"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
-        for r, (_, label, _, meaning) in enumerate(PARAMETERS):
+        for r, (_, label, _, meaning) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(label))
             item = QTableWidgetItem(meaning)
             item.setToolTip(meaning)
             self.table.setItem(r, 2, item)
         self.table.resizeRowsToContents()
-        rows_height = sum(self.table.rowHeight(r) for r in range(len(PARAMETERS)))
-        header = self.table.horizontalHeader().sizeHint().height()
-        self.table.setMinimumHeight(rows_height + header + 2 * self.table.frameWidth() + 4)
+        self._show_gsg_rows(False)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         frame_tab = QWidget()
         frame_layout = QVBoxLayout(frame_tab)
@@ -200,6 +202,7 @@ class StatisticsWidget(QWidget):
         form.addRow("lag shown", self.lag)
         form.addRow("direction", self.axis)
         form.addRow("modes", self.n_classes)
+        form.addRow("increment model", self.increment_model)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.tabs, 1)
@@ -210,7 +213,7 @@ class StatisticsWidget(QWidget):
     def _connect(self, viewer) -> None:
         self.lags.editingFinished.connect(self._on_lags_edited)
         self.lag.currentIndexChanged.connect(self._on_lag_changed)
-        for combo in (self.axis, self.n_classes):
+        for combo in (self.axis, self.n_classes, self.increment_model):
             combo.currentIndexChanged.connect(self._schedule)
         for chooser in (self.image, self.labels):
             chooser.changed.connect(self._schedule)
@@ -261,6 +264,7 @@ class StatisticsWidget(QWidget):
             "lags": parse_lags(self.lags.text()),
             "axis": self.axis.currentData(),
             "n_classes": int(self.n_classes.currentData()),
+            "increment_model": self.increment_model.currentData(),
         }
 
     def _inputs(self):
@@ -354,10 +358,20 @@ class StatisticsWidget(QWidget):
             time_s = float(times[self.fit_frame_index])
         return self.fit.to_rows(frame=self.fit_frame_index, time_s=time_s)
 
+    def _show_gsg_rows(self, show: bool) -> None:
+        """Show or hide the GSG rows of the table, which is as tall as its rows."""
+        n = len(PARAMETERS) + (len(GSG_PARAMETERS) if show else 0)
+        for r in range(len(PARAMETERS), self.table.rowCount()):
+            self.table.setRowHidden(r, not show)
+        rows_height = sum(self.table.rowHeight(r) for r in range(n))
+        header = self.table.horizontalHeader().sizeHint().height()
+        self.table.setMinimumHeight(rows_height + header + 2 * self.table.frameWidth() + 4)
+
     def _fill_table(self, fit, lag: int) -> None:
         row = next(r for r in self.frame_rows() if r["lag_px"] == lag)
-        for r, (key, _, unit, _) in enumerate(PARAMETERS):
+        for r, (key, _, unit, _) in enumerate(PARAMETERS + GSG_PARAMETERS):
             self.table.setItem(r, 1, QTableWidgetItem(_format(row.get(key), unit)))
+        self._show_gsg_rows(fit.gsg is not None)
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(1)
 
@@ -365,7 +379,8 @@ class StatisticsWidget(QWidget):
         """The numbers shown in the table, by key (tests compare them with the library)."""
         lag = self.chosen_lag()
         row = next((r for r in self.frame_rows() if r["lag_px"] == lag), {})
-        return {key: row.get(key, math.nan) for key, *_ in PARAMETERS}
+        keys = PARAMETERS + (GSG_PARAMETERS if "ks_increment_gsg" in row else [])
+        return {key: row.get(key, math.nan) for key, *_ in keys}
 
     # ----------------------------------------------------------------- against time
 
@@ -471,7 +486,8 @@ class StatisticsWidget(QWidget):
             if not path:
                 return None
         n = int(self.n_classes.currentData())
-        columns = table_columns(n) if self.rows else row_columns(n)
+        model = "gsg" if "ks_increment_gsg" in rows[0] else "gaussian"
+        columns = table_columns(n, model) if self.rows else row_columns(n, model)
         out = write_table_csv(path, rows, [c for c in columns if c in rows[0]])
         self.status.setText(f"wrote {out}")
         return out
