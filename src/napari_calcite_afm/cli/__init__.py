@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> import tempfile
     >>> folder = tempfile.mkdtemp()
     >>> main(["synth", "--out", folder, "--frames", "2", "--size", "32"])  # doctest: +ELLIPSIS
-    wrote .../image.tif and .../labels.tif ((2, 32, 32))
+    wrote .../image.tif and .../labels.tif ((2, 32, 32), standard generator, 11.7 nm per pixel)
     0
     >>> main(["fit", folder + "/image.tif", "--labels", folder + "/labels.tif",
     ...       "--out", folder + "/t.csv", "--lags", "0"])
