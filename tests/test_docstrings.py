@@ -14,6 +14,7 @@ import pytest
 
 CORE = [
     "io",
+    "kinetics",
     "level",
     "synthetic",
     "segmentation",

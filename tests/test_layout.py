@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "napari_calcite_afm"
-CORE_PACKAGES = ["io", "level", "synthetic", "segmentation", "stats", "batch"]
+CORE_PACKAGES = ["io", "level", "synthetic", "segmentation", "stats", "batch", "kinetics"]
 
 
 def _checker():

@@ -149,13 +149,17 @@ def test_write_outputs_fills_files_and_summary(tmp_path):
         config=PipelineConfig(lags=(1,), keep_probabilities=False),
     )
     files = write_outputs(res, tmp_path / "out", figures="all")
-    assert list(files) == ["cleaned", "labels", "table", "figures", "summary"]
+    assert list(files) == [
+        "cleaned", "labels", "table", "drift", "rates", "rate_table", "pits", "tracks",
+        "figures", "summary",
+    ]  # fmt: skip
     assert res.files == files and res.summary["files"] == files
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["files"] == files and summary["shape"] == [2, 48, 48]
     assert "with_outputs_s" not in summary["timings_s"]  # only run_pipeline adds it
     assert not (tmp_path / "out" / "probabilities.tif").exists()
-    assert len(list((tmp_path / "out" / "figures").glob("*.png"))) == 3
+    # 2 frames and the parameters against time, then the kinetics and its rate maps
+    assert len(list((tmp_path / "out" / "figures").glob("*.png"))) == 5
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +200,11 @@ def test_check_output_folder_refuses_other_work(tmp_path):
 def test_write_outputs_replaces_an_older_folder_as_a_whole(small_result, tmp_path):
     out = tmp_path / "out"
     write_outputs(small_result, out, figures="all")
-    assert len(list((out / "figures").glob("*.png"))) == 3
+    assert len(list((out / "figures").glob("*.png"))) == 5  # 2 frames, time, 2 kinetics
     write_outputs(small_result, out, figures="none")  # no stale figures remain
     assert sorted(p.name for p in out.iterdir()) == [
-        "cleaned.tif", "labels.tif", "summary.json", "table.csv",
+        "cleaned.tif", "drift.csv", "labels.tif", "pits.csv", "rates.csv", "rates.tif",
+        "summary.json", "table.csv", "tracks.csv",
     ]  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing temporary left
 

@@ -125,13 +125,15 @@ def test_run_pipeline_stages_timings_and_summary(series):
     stages = [p["stage"] for p in progress]
     assert stages[0] == "read" and "register" not in stages and "write" not in stages
     order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
-    assert order == ["read", "level", "segment", "fit"]
+    assert order == ["read", "level", "segment", "fit", "kinetics"]
     assert all(p["elapsed_s"] >= 0 for p in progress)
     assert res.probabilities is None and res.shifts_px is None and res.files == {}
     assert np.all(np.isnan(res.frame_times_s))  # no times known, no interval given
     s = res.summary
     assert list(s["timings_s"]) == ["read_s", "level_s", "register_s", "segment_s", "fit_s",
-                                    "total_s"]  # fmt: skip
+                                    "kinetics_s", "total_s"]  # fmt: skip
+    assert s["kinetics"]["time_unit"] == "frame"  # no times: rates per frame, and said so
+    assert any("no frame times" in m for m in s["kinetics"]["messages"])
     assert s["config"] == cfg.to_dict() and s["drift_shifts_px"] is None
     first = [r["c"] for r in res.table if r["lag_px"] == 2]  # the means use the first lag
     assert s["means"]["c"] == pytest.approx(np.mean(first))
@@ -224,3 +226,71 @@ def test_fit_series_with_the_gsg_model(series):
     cfg = PipelineConfig(increment_model="gsg")
     assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
     assert PipelineConfig().increment_model == "gaussian"
+
+
+def test_run_pipeline_writes_the_kinetics(series, tmp_path):
+    cfg = PipelineConfig(lags=(1,), figures="summary", em=False)
+    res = run_pipeline(
+        series.raw, pixel_size_nm=series.pixel_size_nm, frame_interval_s=300.0, config=cfg,
+        out_dir=tmp_path / "out",
+    )  # fmt: skip
+    assert res.kinetics is not None and res.kinetics.rates.shape[0] == series.raw.shape[0] - 1
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"drift.csv", "rates.tif", "rates.csv", "pits.csv", "tracks.csv"} <= names
+    figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
+    assert {"kinetics.png", "rates_frames.png"} <= figures
+    assert res.summary["kinetics"]["time_unit"] == "s"
+    # the table's rows carry the rates of the pair ending at their frame
+    by_frame = {r["frame"]: r for r in res.table}
+    assert np.isnan(by_frame[0]["rate_nm_s"]) and np.isfinite(by_frame[1]["rate_nm_s"])
+    assert by_frame[1]["rate_nm_s"] == res.kinetics.rate_table[0]["rate_nm_s"]
+    header = (tmp_path / "out" / "table.csv").read_text().splitlines()[0].split(",")
+    assert {"rate_nm_s", "rate_pits_mol_m2_s", "dissolved_volume_nm3"} <= set(header)
+    assert len(res.summary["drift_confidence"]) == series.raw.shape[0]
+    # an older output folder with the kinetic files is replaced as a whole
+    again = run_pipeline(
+        series.raw, pixel_size_nm=series.pixel_size_nm, config=PipelineConfig(kinetics=False),
+        out_dir=tmp_path / "out",
+    )  # fmt: skip
+    assert again.kinetics is None
+    assert not (tmp_path / "out" / "rates.tif").exists()
+
+
+def test_run_pipeline_tables_each_frames_uncertainty_and_judges_the_movie(series, tmp_path):
+    cfg = PipelineConfig(lags=(1, 2), figures="none", em=False, kinetics=False)
+    res = run_pipeline(series.raw, pixel_size_nm=series.pixel_size_nm, config=cfg,
+                       out_dir=tmp_path / "out")  # fmt: skip
+    from napari_calcite_afm.segmentation import frame_uncertainty
+
+    unc = frame_uncertainty(res.probabilities)
+    assert [r["uncertainty"] for r in res.table] == pytest.approx(np.repeat(unc, 2))
+    with (tmp_path / "out" / "table.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:17] == [*TABLE_COLUMNS, "uncertainty"]
+    assert float(rows[2]["uncertainty"]) == pytest.approx(unc[1], rel=1e-6)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["mean_uncertainty"] == pytest.approx(np.mean(unc))
+    assert summary["model_pixel_size_range_nm"] == [11.7, 11.7]
+    # 96 px frames are smaller than the shipped U-Net's field of view: not judged
+    assert summary["out_of_depth"] is False and summary["uncertainty_judged"] is False
+    assert "not judged" in summary["out_of_depth_reasons"][0]
+    # fit_series alone (calcite-afm fit, no model) has no such column
+    rows, _ = fit_series(res.cleaned[:1], res.labels[:1], pixel_size_nm=11.7, lags=(1,))
+    assert "uncertainty" not in table_columns(2) and "uncertainty" not in rows[0]
+
+
+def test_run_pipeline_warns_once_when_the_model_is_out_of_its_depth(series, tmp_path):
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
+
+    # an untrained network (about 1 bit of entropy per pixel), small receptive field
+    info = {"pixel_size_nm": 11.7, "uncertainty_threshold": 0.05}
+    model = SegmentationModel(DilatedNet(2, width=4), center_nm=0.0, scale_nm=1.0, info=info)
+    cfg = PipelineConfig(lags=(1,), figures="none", em=False, kinetics=False, register=False)
+    with pytest.warns(UserWarning, match="unsure about the movie") as record:
+        res = run_pipeline(series.raw, model=model, pixel_size_nm=11.7, config=cfg)
+    assert len([w for w in record if "unsure" in str(w.message)]) == 1
+    s = res.summary
+    assert s["out_of_depth"] is True and s["uncertainty_judged"] is True
+    assert s["frames_above_uncertainty_threshold"] == [0, 1, 2]
+    assert "mean frame uncertainty" in s["out_of_depth_reasons"][0]
+    assert any("unsure about the movie" in w for w in s["warnings"])

@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from .errors import AFMFileError, CalciteAFMError, Cancelled
 __all__ = [
     "Cancelled",
     "ProgressFn",
+    "StageClock",
     "StopFlag",
     "atomic_directory",
     "atomic_path",
@@ -362,3 +364,40 @@ def parse_lags(text: str, *, error: type[Exception] = CalciteAFMError, name: str
     if not values or min(values) < 1:
         raise error(f"{name} must be positive whole numbers of pixels, got {text!r}")
     return values
+
+
+class StageClock:
+    """Elapsed time, stage timings and progress reports of one run.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> clock = StageClock(seen.append)
+    >>> with clock.timed("read_s"):
+    ...     clock.report("read", 0, 1)
+    >>> seen[0]["stage"], sorted(clock.timings)
+    ('read', ['read_s'])
+    """
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.progress = progress
+        self.t0 = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def report(self, stage: str, frame: int = 0, n_frames: int = 1) -> None:
+        """Send ``dict(stage, frame, n_frames, elapsed_s)`` to the progress callback."""
+        if self.progress is not None:
+            self.progress(
+                {"stage": stage, "frame": frame, "n_frames": n_frames, "elapsed_s": self.elapsed()}
+            )
+
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Store the seconds the block took as ``timings[key]``."""
+        t = time.perf_counter()
+        yield
+        self.timings[key] = time.perf_counter() - t

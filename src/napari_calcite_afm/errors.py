@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "KineticsError",
     "AFMFileError",
     "CalciteAFMError",
     "Cancelled",
@@ -67,6 +68,10 @@ class StatsError(CalciteAFMError):
 
 class TrainError(CalciteAFMError):
     """Bad training input or configuration (no labels, mismatched shapes...)."""
+
+
+class KineticsError(CalciteAFMError):
+    """Bad input to the kinetics functions (shapes, times, labels, pixel size)."""
 
 
 class Cancelled(CalciteAFMError):

@@ -80,12 +80,26 @@ RUN_OUTPUT_FILES: tuple[str, ...] = (
     "table.csv",
     "summary.json",
     "segmentation_score.json",
+    # the kinetics (napari_calcite_afm.kinetics.write_kinetics)
+    "drift.csv",
+    "rates.tif",
+    "rates.csv",
+    "pits.csv",
+    "tracks.csv",
 )
+#: Keys of the kinetic files in a run's ``files`` (summary.json).
+_KINETIC_KEYS = {
+    "drift.csv": "drift",
+    "rates.tif": "rates",
+    "rates.csv": "rate_table",
+    "pits.csv": "pits",
+    "tracks.csv": "tracks",
+}
 
 #: GSG columns averaged in the summary of a run fitted with the GSG model.
 _GSG_MEANS = ("gsg_alpha_A", "gsg_alpha_B", "ks_height_gsg", "ks_increment_gsg")
 
-_FIGURE = re.compile(r"fit_frame\d+\.png|parameters_vs_time\.png")
+_FIGURE = re.compile(r"fit_frame\d+\.png|parameters_vs_time\.png|kinetics\.png|rates_frames\.png")
 _OUR_TEMPORARY = re.compile(r"\..+\.(tmp|old)")  # atomic_write / atomic_directory's names
 
 
@@ -172,7 +186,9 @@ def check_output_folder(
     return path
 
 
-def table_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list[str]:
+def table_columns(
+    n_classes: int = 2, increment_model: str = "gaussian", *, uncertainty: bool = False
+) -> list[str]:
     """All columns of the results table: :data:`TABLE_COLUMNS`, then the stats extras.
 
     Parameters
@@ -181,6 +197,10 @@ def table_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list
         Segmentation classes; three classes add the monolayer-pit columns (``c_M``...).
     increment_model : {"gaussian", "gsg"}
         ``"gsg"`` adds the GSG columns (``gsg_alpha_A``..., before ``flags``).
+    uncertainty : bool
+        Add ``uncertainty`` right after :data:`TABLE_COLUMNS`: the frame's mean
+        uncertainty of the segmentation, 0 to 1 (a run's table has it;
+        :mod:`napari_calcite_afm.segmentation.depth`).
 
     Returns
     -------
@@ -194,9 +214,11 @@ def table_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list
     (['frame', 'time_s', 'lag_px'], True)
     >>> "c_M" in table_columns(3), "gsg_alpha_A" in table_columns(2, "gsg")
     (True, True)
+    >>> table_columns(2, uncertainty=True)[16]
+    'uncertainty'
     """
     extra = [c for c in row_columns(n_classes, increment_model) if c not in TABLE_COLUMNS]
-    return TABLE_COLUMNS + extra
+    return TABLE_COLUMNS + (["uncertainty"] if uncertainty else []) + extra
 
 
 def _increment_model(table: Sequence[dict]) -> str:
@@ -461,6 +483,23 @@ def _write_stacks(result: PipelineResult, out: Path, interval: float | None) -> 
     }
 
 
+def _rate_columns(table: list[dict]) -> list[str]:
+    """The kinetic columns of a run's table (``rate_*``, ``dissolved_volume_nm3``)."""
+    if not table:
+        return []
+    return [c for c in table[0] if c.startswith("rate_") or c == "dissolved_volume_nm3"]
+
+
+def _write_kinetics(kinetics, folder: Path, figures: str) -> dict[str, str]:
+    """drift.csv, rates.tif, rates.csv, pits.csv, tracks.csv (and the kinetic figures)."""
+    from .kinetics import write_kinetics, write_kinetics_figures
+
+    files = write_kinetics(kinetics, folder, figures=False)
+    if figures != "none":
+        write_kinetics_figures(kinetics, folder / "figures")
+    return {_KINETIC_KEYS[name]: path for name, path in files.items()}
+
+
 def write_outputs(
     result: PipelineResult,
     out_dir: str | Path,
@@ -511,7 +550,9 @@ def write_outputs(
     >>> s = make_series(2, 64, seed=3)
     >>> res = run_pipeline(s.raw, pixel_size_nm=s.pixel_size_nm, frame_interval_s=300)
     >>> sorted(write_outputs(res, tempfile.mkdtemp(), figures="none"))
-    ['cleaned', 'labels', 'probabilities', 'summary', 'table']
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['cleaned', 'drift', 'labels', 'pits', 'probabilities', 'rate_table', 'rates',
+     'summary', 'table', 'tracks']
     """
     out = check_output_folder(out_dir, what="the output folder")
     # an absolute name: "." or "a/.." have no name to put a temporary folder beside
@@ -522,7 +563,12 @@ def write_outputs(
         written["table"] = write_table_csv(
             tmp / "table.csv",
             result.table,
-            table_columns(result.n_classes, _increment_model(result.table)),
+            table_columns(
+                result.n_classes,
+                _increment_model(result.table),
+                uncertainty=bool(result.table) and "uncertainty" in result.table[0],
+            )
+            + _rate_columns(result.table),
         )
         figs = write_figures(
             result.fits,
@@ -532,7 +578,9 @@ def write_outputs(
             figures=figures,
             max_frame_figures=max_frame_figures,
         )
-        if figs:
+        if getattr(result, "kinetics", None) is not None:
+            written.update(_write_kinetics(result.kinetics, tmp, figures))
+        if figs or (tmp / "figures").is_dir():
             written["figures"] = tmp / "figures"
         if extra is not None:
             written.update(extra(tmp) or {})

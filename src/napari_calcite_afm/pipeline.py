@@ -13,11 +13,9 @@ The files of a run (results table, figures, summary) are written by
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,13 @@ from ._util import (
     stop_requested,
     thread_map,
 )
+from ._util import (
+    StageClock as _Clock,
+)
 from .checks import check_lags, check_positive, check_seconds, is_whole
 from .errors import CalciteAFMError
 from .io import AFMStack, read_stack
+from .kinetics import add_rates_to_table, analyse_kinetics
 from .level import LevelSettings, level_stack, register_stack
 from .outputs import (
     TABLE_COLUMNS,
@@ -47,7 +49,9 @@ from .outputs import (
     write_table_csv,
 )
 from .outputs import write_json as _write_json  # noqa: F401  (the old private name)
+from .segmentation.depth import assess_depth, frame_uncertainty
 from .segmentation.scale import movie_words, pixel_size_warning
+from .segmentation.shipped import resolve_model
 from .stats import FrameFit, fit_frame
 from .surface import mean_retreat_nm, pit_measures
 
@@ -94,6 +98,9 @@ class PipelineConfig:
         Smallest connected region of label 1 counted as a pit, pixels.
     increment_model : {"gaussian", "gsg"}
         ``"gsg"`` also fits the multimodal GSG model (the table gains its columns).
+    kinetics : bool
+        Also measure the local dissolution rates and track the pits
+        (:func:`napari_calcite_afm.kinetics.analyse_kinetics`; 2+ frames).
 
     Examples
     --------
@@ -118,6 +125,7 @@ class PipelineConfig:
     keep_probabilities: bool = True
     min_pit_area_px: int = 4
     increment_model: str = "gaussian"
+    kinetics: bool = True
 
     def __post_init__(self) -> None:
         self.lags = check_lags(self.lags, name="PipelineConfig.lags")
@@ -178,6 +186,8 @@ class PipelineResult:
         ``(frames, 2)`` drift corrections applied, pixels (row, col).
     n_classes : int
         Segmentation classes of the model (2 or 3).
+    kinetics : KineticsResult or None
+        Rates and pit tracks (:mod:`napari_calcite_afm.kinetics`), when measured.
     files : dict
         ``{name: path}`` of the files written (empty until :func:`write_outputs`).
     """
@@ -193,6 +203,7 @@ class PipelineResult:
     shifts_px: np.ndarray | None = None
     n_classes: int = 2
     files: dict[str, str] = field(default_factory=dict)
+    kinetics: Any = None
 
 
 def _frame_times(stack: AFMStack, default_interval_s: float | None) -> np.ndarray:
@@ -347,55 +358,6 @@ def _fit_one(
     return out, fit
 
 
-def resolve_model(model):
-    """A :class:`~napari_calcite_afm.model.SegmentationModel` from a name, path or model.
-
-    ``"default"`` (or None) is the shipped two-class model, ``"default3"`` the shipped
-    three-class one; anything else is read with :func:`~napari_calcite_afm.model.load_model`.
-
-    Examples
-    --------
-    >>> resolve_model("default").n_classes, resolve_model("default3").n_classes
-    (2, 3)
-    """
-    from .segmentation import SegmentationModel, load_default_model, load_model
-
-    if isinstance(model, SegmentationModel):
-        return model
-    if model is None or (isinstance(model, str) and model in ("default", "default2")):
-        return load_default_model(2)
-    if isinstance(model, str) and model == "default3":
-        return load_default_model(3)
-    return load_model(model)
-
-
-class _Clock:
-    """Elapsed time, stage timings and progress reports of one run."""
-
-    def __init__(self, progress: ProgressFn | None) -> None:
-        self.progress = progress
-        self.t0 = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    def elapsed(self) -> float:
-        """Seconds since the run started."""
-        return time.perf_counter() - self.t0
-
-    def report(self, stage: str, frame: int = 0, n_frames: int = 1) -> None:
-        """Send ``dict(stage, frame, n_frames, elapsed_s)`` to the progress callback."""
-        if self.progress is not None:
-            self.progress(
-                {"stage": stage, "frame": frame, "n_frames": n_frames, "elapsed_s": self.elapsed()}
-            )
-
-    @contextlib.contextmanager
-    def timed(self, key: str) -> Iterator[None]:
-        """Store the seconds the block took as ``timings[key]``."""
-        t = time.perf_counter()
-        yield
-        self.timings[key] = time.perf_counter() - t
-
-
 def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
     """Read the stack and the model; choose the levelling (the config's or the model's).
 
@@ -419,34 +381,61 @@ def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
 def _clean_stage(raw: np.ndarray, settings, config: PipelineConfig, clock: _Clock, stop):
     """Level every frame, then (if asked, and with 2+ frames) register the stack.
 
-    Returns ``(cleaned, shifts, valid)``: float32 heights in nm, the ``(frames, 2)`` drift
-    corrections in pixels and the region valid in every frame (both None unregistered).
+    Returns ``(cleaned, registration)``: float32 heights in nm and the
+    :class:`~napari_calcite_afm.level.Registration` (None unregistered), whose messages
+    (rejected frames, a small common area) are warned once.
     """
     n = raw.shape[0]
     with clock.timed("level_s"):
         cleaned = level_stack(
             raw, settings, stop=stop, progress=lambda d: clock.report("level", d["frame"], n)
         )
-    shifts = None
-    valid = None
+    reg = None
     with clock.timed("register_s"):
         if config.register and n > 1:
             clock.report("register", 0, n)
-            reg = register_stack(cleaned)
+            reg = register_stack(cleaned, stop=stop)
             cleaned = reg.aligned.astype(np.float32, copy=False)
-            shifts = np.asarray(reg.shifts, dtype=float)
-            valid = reg.valid
-    return cleaned, shifts, valid
+            if reg.messages:
+                warnings.warn("drift: " + "; ".join(reg.messages), UserWarning, stacklevel=3)
+    return cleaned, reg
+
+
+def _kinetics_stage(cleaned, labels, pixel_size_nm, times, reg, config, clock, stop):
+    """Rates and pit tracks (None with one frame or ``config.kinetics`` off)."""
+    n = cleaned.shape[0]
+    if not config.kinetics or n < 2:
+        return None
+
+    def report(d: dict) -> None:
+        clock.report("kinetics", int(d.get("frame") or 0), n)
+
+    with clock.timed("kinetics_s"):
+        kin = analyse_kinetics(
+            cleaned,
+            labels,
+            pixel_size_nm,
+            times,
+            registration=reg,
+            rate_model=config.increment_model,  # gsg: also the GSG of the rate maps
+            progress=report,
+            stop=stop,
+        )
+    news = [m for m in kin.messages if reg is None or m not in reg.messages]
+    if news:
+        warnings.warn("kinetics: " + "; ".join(news), UserWarning, stacklevel=3)
+    return kin
 
 
 def _segment_stage(
     seg_model, cleaned: np.ndarray, same_levelling: bool, keep_probabilities: bool, clock, stop
 ):
-    """Segment every frame; returns uint8 labels and (if kept) float32 probabilities."""
+    """Segment every frame; returns uint8 labels, (if kept) float32 probabilities and
+    each frame's mean uncertainty (:func:`~.segmentation.depth.frame_uncertainty`)."""
     from .segmentation import predict_frame
 
     n, rows, cols = cleaned.shape
-    labels = np.zeros(cleaned.shape, dtype=np.uint8)
+    labels, unc = np.zeros(cleaned.shape, dtype=np.uint8), np.full(n, np.nan)
     probs = (
         np.full((n, seg_model.n_classes, rows, cols), np.nan, dtype=np.float32)
         if keep_probabilities
@@ -457,11 +446,11 @@ def _segment_stage(
             if stop_requested(stop):
                 raise Cancelled(f"stopped after segmenting {i} of {n} frames")
             lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
-            labels[i] = lab
+            labels[i], unc[i] = lab, frame_uncertainty(p)
             if probs is not None:
                 probs[i] = p
             clock.report("segment", i, n)
-    return labels, probs
+    return labels, probs, unc
 
 
 def run_pipeline(
@@ -532,13 +521,18 @@ def run_pipeline(
     clock.timings["read_s"] = clock.elapsed()
     n, n_classes = stack.heights.shape[0], seg_model.n_classes
     times = _frame_times(stack, frame_interval_s)
-    cleaned, shifts, valid = _clean_stage(stack.heights, settings, config, clock, stop)
+    cleaned, reg = _clean_stage(stack.heights, settings, config, clock, stop)
+    shifts = None if reg is None else np.asarray(reg.shifts, dtype=float)
     # Segment every frame (torch on all cores), then fit the frames side by side (numpy
     # on all cores): two clean phases run faster than fitting beside the network, where
     # the two compete for the same cores.
-    labels, probs = _segment_stage(
+    labels, probs, unc = _segment_stage(
         seg_model, cleaned, same_levelling, config.keep_probabilities, clock, stop
     )
+    depth = assess_depth(
+        seg_model, stack.pixel_size_nm, unc, cleaned.shape[1:], movie_words(stack.source)
+    )
+    depth.warn()  # once, when the movie looks unlike the model's training data
     with clock.timed("fit_s"):
         table, fits = fit_series(
             cleaned,
@@ -554,10 +548,21 @@ def run_pipeline(
             stop=stop,
             increment_model=config.increment_model,
         )
+    kinetics = _kinetics_stage(
+        cleaned, labels, stack.pixel_size_nm, times, reg, config, clock, stop
+    )
+    if kinetics is not None:  # each frame's row gains the rates of the pair ending there
+        add_rates_to_table(table, kinetics)
     clock.timings["total_s"] = clock.elapsed()
+    valid = None if reg is None else reg.valid
     summary = run_summary(
         stack, seg_model, settings, config, table, n_classes, shifts, valid, clock.timings
     )
+    depth.record(summary, table)  # the table's "uncertainty", the summary's out_of_depth...
+    if kinetics is not None:
+        summary["kinetics"] = kinetics.summary()
+    if reg is not None and reg.confidence is not None:
+        summary["drift_confidence"] = np.round(reg.confidence, 3).tolist()
     result = PipelineResult(
         cleaned=cleaned,
         labels=labels,
@@ -569,6 +574,7 @@ def run_pipeline(
         frame_times_s=times,
         shifts_px=shifts,
         n_classes=n_classes,
+        kinetics=kinetics,
     )
     if out_dir is not None:
         clock.report("write", n - 1, n)

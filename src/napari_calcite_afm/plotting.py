@@ -29,6 +29,7 @@ from .stats import FrameFit, height_pdf, increment_pdf, mixture_pdf
 __all__ = [
     "GSG_COLOR",
     "GSG_TIME_PARAMETERS",
+    "RATE_TIME_PARAMETERS",
     "LIGHT",
     "REGION_COLORS",
     "TIME_PARAMETERS",
@@ -67,6 +68,14 @@ GSG_TIME_PARAMETERS: list[tuple[str, str]] = [
     ("gsg_alpha_A", "alpha_A (GSG)"),
     ("gsg_alpha_B", "alpha_B (GSG)"),
     ("ks_increment_gsg", "KS increments, GSG"),
+]
+
+#: The kinetics' columns (the pair ending at each frame) drawn last when the table has them.
+RATE_TIME_PARAMETERS: list[tuple[str, str]] = [
+    ("rate_nm_s", "dissolution rate (nm/s)"),
+    ("rate_pits_nm_s", "rate in pits (nm/s)"),
+    ("rate_terrace_nm_s", "rate on terraces (nm/s)"),
+    ("rate_gsg_alpha", "alpha of the rates (GSG)"),
 ]
 
 #: Colour of the GSG model's lines (the Gaussian mixture's are black).
@@ -441,8 +450,8 @@ def plot_parameters_vs_time(
     lag : int, optional
         The lag whose rho and increment KS are drawn (default: the smallest in ``rows``).
     parameters : sequence of (column, label), optional
-        Which columns to draw (default :data:`TIME_PARAMETERS` and
-        :data:`GSG_TIME_PARAMETERS`, those present).
+        Which columns to draw (default :data:`TIME_PARAMETERS`,
+        :data:`GSG_TIME_PARAMETERS` and :data:`RATE_TIME_PARAMETERS`, those present).
 
     Returns
     -------
@@ -464,7 +473,8 @@ def plot_parameters_vs_time(
     if lag is None and lag_values:
         lag = lag_values[0]
     sel = [r for r in rows if lag is None or r.get("lag_px") == lag]
-    params = [p for p in (parameters or TIME_PARAMETERS + GSG_TIME_PARAMETERS) if p[0] in sel[0]]
+    every = TIME_PARAMETERS + GSG_TIME_PARAMETERS + RATE_TIME_PARAMETERS
+    params = [p for p in (parameters or every) if p[0] in sel[0]]
     t = _column(sel, "time_s") / 60.0
     xlabel = "time (min)"
     if not np.all(np.isfinite(t)):

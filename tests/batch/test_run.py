@@ -67,7 +67,12 @@ def test_a_movie_folder_equals_a_plain_run(batch, movie_files, tmp_path):
     _, out, _ = batch
     plain = tmp_path / "plain"
     run_pipeline(movie_files[2], config=PipelineConfig.from_dict(CONFIG), out_dir=plain)
-    assert (out / "c" / "table.csv").read_bytes() == (plain / "table.csv").read_bytes()
+    ours, theirs = _rows(out / "c" / "table.csv"), _rows(plain / "table.csv")
+    assert ours[0] == theirs[0] and len(ours) == len(theirs)
+    unc = ours[0].index("uncertainty")  # from the probabilities: torch's last bits (below)
+    for a, b in zip(ours[1:], theirs[1:]):
+        assert a[:unc] + a[unc + 1 :] == b[:unc] + b[unc + 1 :]
+        assert float(a[unc]) == pytest.approx(float(b[unc]), rel=1e-6)
     for name in ("labels.tif", "cleaned.tif"):
         np.testing.assert_array_equal(
             tifffile.imread(out / "c" / name), tifffile.imread(plain / name)

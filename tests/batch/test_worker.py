@@ -51,7 +51,10 @@ def test_a_movie_runs_into_its_folder_and_a_failure_leaves_nothing(
     assert rec["status"] == "ok" and rec["error"] == "" and rec["frames"] == 3
     assert rec["threads"] == 1
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
-    assert set(summary["files"]) == {"cleaned", "labels", "probabilities", "table", "summary"}
+    assert set(summary["files"]) == {
+        "cleaned", "labels", "probabilities", "table", "summary",
+        "drift", "rates", "rate_table", "pits", "tracks",
+    }  # fmt: skip
     assert all(p.startswith(str(tmp_path / "m") + os.sep) for p in summary["files"].values())
     bad = run_movie(Movie("bad", str(corrupt_file)), str(tmp_path), threads=1)
     assert bad["status"] == "failed" and bad["error"].startswith(str(corrupt_file))

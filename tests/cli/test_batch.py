@@ -138,3 +138,22 @@ def test_a_batch_on_a_local_cluster_then_resumed(movies, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == "" and "1 skipped" in captured.out
     assert not math.isnan(json.loads((out / "batch_summary.json").read_text())["wall_s"])
+
+
+def test_batch_passes_the_increment_model_and_kinetics_to_every_movie(monkeypatch, tmp_path):
+    import napari_calcite_afm.batch as batch
+
+    seen = {}
+
+    def fake_run_batch(movies, out, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(batch, "run_batch", fake_run_batch)
+    movie = tmp_path / "m.tif"
+    movie.write_bytes(b"")
+    args = ["batch", str(movie), "--out", str(tmp_path / "o"), "--increment-model", "gsg"]
+    with pytest.raises(SystemExit):
+        main([*args, "--no-kinetics"])
+    config = seen["config"]
+    assert config.increment_model == "gsg" and config.kinetics is False

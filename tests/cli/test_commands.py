@@ -210,7 +210,8 @@ def test_run_replaces_an_older_output_folder_as_a_whole(small_stack, tmp_path, c
     argv = ["run", str(small_stack), "--out", str(out), "--quiet", "--figures", "none"]
     assert main(argv) == 0
     assert _names(out) == [
-        "cleaned.tif", "labels.tif", "probabilities.tif", "summary.json", "table.csv",
+        "cleaned.tif", "drift.csv", "labels.tif", "pits.csv", "probabilities.tif", "rates.csv",
+        "rates.tif", "summary.json", "table.csv", "tracks.csv",
     ]  # fmt: skip
     assert (out / "table.csv").read_text().startswith("frame,time_s,lag_px")
     summary = json.loads((out / "summary.json").read_text())

@@ -21,6 +21,7 @@ WIDGETS = [
     "Segment",
     "Statistics",
     "Segment and fit (one click)",
+    "Kinetics",
 ]
 
 

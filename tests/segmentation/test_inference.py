@@ -108,3 +108,22 @@ def test_uncertainty():
     assert uncertainty(np.stack([p, p]), "margin").shape == (2, 1, 3)
     with pytest.raises(CalciteAFMError):
         uncertainty(p, "bogus")
+
+
+def test_predict_stack_gives_each_frame_its_mean_uncertainty(seg):
+    from napari_calcite_afm.segmentation import frame_uncertainty
+
+    model = seg.random_model()
+    images, _ = seg.toy_frames(3, 48, seed=11)
+    stack = np.stack(images)
+    stack[1, :5] = np.nan
+    unsure = np.full(3, -1.0)
+    _, prob = predict_stack(model, stack, device="cpu", uncertainty_out=unsure)
+    np.testing.assert_allclose(unsure, frame_uncertainty(prob), rtol=1e-6)
+    assert np.all((unsure >= 0) & (unsure <= 1))
+    # without the probabilities too; frames stopped before keep their value
+    again = np.full(3, -1.0)
+    predict_stack(model, stack, device="cpu", return_probabilities=False, uncertainty_out=again)
+    np.testing.assert_allclose(again, unsure, rtol=1e-6)
+    with pytest.raises(CalciteAFMError, match="one value per frame"):
+        predict_stack(model, stack, device="cpu", uncertainty_out=np.zeros(2))

@@ -41,3 +41,33 @@ def test_shipped_models_without_a_record_are_taken_at_11_7_nm():
     # a model of unknown origin without a record: nothing to compare with
     assert pixel_size_warning(_model(None, "/tmp/mine.pt"), 0.5) is None
     assert pixel_size_warning(_model(11.7), 0.0) is None
+
+
+@pytest.mark.parametrize(
+    ("image_px", "warned"),
+    [(2.0, False), (5.0, False), (20.0, False), (1.0, False), (40.0, False), (0.9, True),
+     (41.0, True)],
+)  # fmt: skip
+def test_a_training_range_warns_only_twice_beyond_its_ends(image_px, warned):
+    from napari_calcite_afm.segmentation.scale import model_pixel_size_range
+
+    model = SimpleNamespace(
+        info={"pixel_size_nm": 8.0, "pixel_size_range_nm": [2, 20]}, source=None
+    )
+    assert model_pixel_size_range(model) == (2.0, 20.0)
+    text = pixel_size_warning(model, image_px, "layer 'x'")
+    assert (text is not None) is warned
+    if warned:
+        assert "2 to 20 nm per pixel" in text and "layer 'x'" in text
+        assert ("finest" in text) is (image_px < 2.0)
+
+
+def test_a_broken_range_record_falls_back_to_the_single_size():
+    from napari_calcite_afm.segmentation.scale import model_pixel_size_range
+
+    for bad in ([20, 2], "2-20", [0, 20], [1]):
+        model = SimpleNamespace(
+            info={"pixel_size_nm": 11.7, "pixel_size_range_nm": bad}, source=None
+        )
+        assert model_pixel_size_range(model) == (11.7, 11.7)
+        assert pixel_size_warning(model, 5.0) is not None  # more than twice finer than 11.7

@@ -51,6 +51,13 @@ def _add_batch_parser(sub) -> None:
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
     p.add_argument(
+        "--increment-model",
+        choices=["gaussian", "gsg"],
+        default="gaussian",
+        help="gaussian, or gsg (also the generalized sub-Gaussian model)",
+    )
+    p.add_argument("--no-kinetics", action="store_true", help="skip rates and pit tracks")
+    p.add_argument(
         "--figures", choices=["summary", "all", "none"], default="summary", help="(summary)"
     )
     p.add_argument("--channel", help="channel to read (default: the height channel)")
@@ -69,7 +76,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from ..pipeline import PipelineConfig
 
     config = PipelineConfig(
-        lags=_parse_lags(args.lags), register=not args.no_register, figures=args.figures
+        lags=_parse_lags(args.lags),
+        register=not args.no_register,
+        figures=args.figures,
+        increment_model=args.increment_model,
+        kinetics=not args.no_kinetics,
     )
     result = run_batch(
         args.inputs,

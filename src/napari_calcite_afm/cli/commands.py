@@ -234,10 +234,16 @@ def _train_config(args: argparse.Namespace):
         raise _UsageError("calcite-afm: error: --width must be >= 1")
     if not 1 <= args.levels <= 5:
         raise _UsageError("calcite-afm: error: --levels must be 1 to 5")
-    extra = _train_budget(args.iterations, args.batch_size, args.device, args.quiet)
+    init = getattr(args, "init", None)
+    if init:  # fine-tuning: its own budget (FINE_TUNE) unless told, also on a GPU
+        extra = {k: v for k, v in (("iterations", args.iterations),
+                                   ("batch_size", args.batch_size)) if v is not None}  # fmt: skip
+    else:
+        extra = _train_budget(args.iterations, args.batch_size, args.device, args.quiet)
     return TrainConfig(
         **extra,
-        n_classes=args.classes,
+        init=init,
+        n_classes=int(args.classes),
         architecture=args.architecture,
         width=args.width,
         levels=args.levels,
@@ -255,11 +261,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``calcite-afm train --images ... --labels ... --out M.pt``: train and save a model.
 
     Prints the model path, the iterations run and the best validation accuracies as JSON.
+    With ``--init`` it fine-tunes that model (``default``, ``default3`` or a file).
     """
-    from ..segmentation import train_model
+    from ..segmentation import initial_model, train_model
+    from ..segmentation.finetune import INIT_NAMES
+    from ..segmentation.scale import record_training_pixel_sizes
 
+    init = getattr(args, "init", None)
+    shipped = init in INIT_NAMES and not Path(init).exists()
+    if init and type(args.classes) is not int:  # --classes not given: the model's
+        args.classes = initial_model(init).n_classes
     config = _train_config(args)
     inputs = [("--images", p) for p in args.images] + [("--labels", p) for p in args.labels]
+    inputs += [] if shipped or not init else [("--init", init)]
     inputs += [("--val-images", p) for p in args.val_images or []]
     inputs += [("--val-labels", p) for p in args.val_labels or []]
     latest = ("--out (its latest checkpoint)", config.latest_checkpoint_path())
@@ -278,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_labels=val_labels,
         progress=_progress_printer("train", args.quiet),
     )
-    result.model.info.setdefault("pixel_size_nm", float(np.median(px)))
+    record_training_pixel_sizes(result.model, px)  # pixel_size_nm (median) and the range
     result.model.info.setdefault("training_files", [str(p) for p in args.images])
     out = result.model.save(args.out)
     final = {
@@ -297,7 +311,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     """``calcite-afm segment INPUT --out L.tif``: write uint8 labels (and probabilities)."""
     from ..io import read_stack, write_tiff
     from ..pipeline import resolve_model
-    from ..segmentation import predict_stack
+    from ..segmentation import assess_depth, predict_stack
     from ..segmentation.scale import pixel_size_warning
 
     _check_paths(
@@ -309,12 +323,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
     scale_warning = pixel_size_warning(model, stack.pixel_size_nm, what="the movie")
     if scale_warning:
         warnings.warn(scale_warning, UserWarning, stacklevel=1)
+    unsure = np.full(stack.heights.shape[0], np.nan)  # each frame's mean uncertainty
     labels, probs = predict_stack(
         model,
         stack.heights,
         return_probabilities=bool(args.probabilities),
         progress=_progress_printer("segment", args.quiet),
+        uncertainty_out=unsure,
     )
+    # once, when the movie looks unlike the model's training data (and the pixel size did
+    # not already say so)
+    assess_depth(model, stack.pixel_size_nm, unsure, stack.heights.shape[1:]).warn()
     px, interval = stack.pixel_size_nm, stack.frame_interval_s
     with contextlib.ExitStack() as outputs:  # both files, or neither
         tmp = outputs.enter_context(_staged_file(args.out, "the labels"))

@@ -62,9 +62,7 @@ def _add_kinetics_parser(sub) -> None:
         help="seconds between frames, where the file has no frame times",
     )
     p.add_argument("--no-level", action="store_true", help="the input is levelled already")
-    p.add_argument(
-        "--no-register", action="store_true", help="the frames are registered already"
-    )
+    p.add_argument("--no-register", action="store_true", help="the frames are registered already")
     p.add_argument("--no-figures", action="store_true", help="write no figures")
     p.add_argument("--channel", help="channel to read (default: the height channel)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -79,9 +77,7 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
     from ..level import level_stack
     from ..outputs import check_output_folder
 
-    _check_paths(
-        [("INPUT", args.input), ("--labels", args.labels)], folders=[("--out", args.out)]
-    )
+    _check_paths([("INPUT", args.input), ("--labels", args.labels)], folders=[("--out", args.out)])
     check_output_folder(args.out, KINETICS_FOLDER_FILES, figures=None, what="the kinetics folder")
     stack = read_stack(args.input, channel=args.channel)
     labels = read_labels(args.labels, shape=stack.heights.shape)

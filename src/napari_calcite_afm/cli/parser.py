@@ -206,6 +206,20 @@ def _add_train_parser(sub) -> None:
     _add_train_data_arguments(p)
     _add_train_network_arguments(p)
     p.add_argument("--seed", type=_SEED, default=0, help="random seed (0; 0 to 2**32 - 1)")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="fine-tune a trained model instead of training a new network: 'default', "
+        "'default3' (the shipped models) or a model file (.pt). Its architecture, levelling "
+        "and normalisation are kept (the network options are ignored), --classes defaults to "
+        "its class count, and the budget to 300 iterations of 4 patches",
+    )
+
+    class _ClassesNotGiven(int):
+        """The default --classes (2), told from a given 2 by its type: with --init, the
+        initial model's class count is used instead."""
+
+    p.set_defaults(classes=_ClassesNotGiven(2))
     _add_quiet(p)
     p.set_defaults(func=cmd_train)
 

@@ -15,6 +15,9 @@ package is plain Python and torch (no Qt, no napari):
 :mod:`.data`           labels (:func:`prepare_labels`), patches, class weights, splits
 :mod:`.training`       :func:`train_model` and its :class:`TrainResult`
 :mod:`.inference`      :func:`predict_frame`, :func:`predict_stack`, :func:`uncertainty`
+:mod:`.finetune`       fine-tuning a shipped or saved model (:func:`initial_model`),
+                       scribbles or dense labels (:func:`sparse_labels`)
+:mod:`.depth`          out of its depth: :func:`frame_uncertainty`, :func:`assess_depth`
 :mod:`.metrics`        :func:`confusion_matrix`, accuracies, IoU,
                        :func:`segmentation_metrics`
 =====================  ==================================================================
@@ -35,7 +38,9 @@ Examples
 
 from ..errors import TrainError
 from .config import (
+    FINE_TUNE,
     GPU_BUDGET,
+    NEW_NETWORK,
     PRECISIONS,
     RECOMMENDED_DILATIONS,
     TrainConfig,
@@ -43,7 +48,23 @@ from .config import (
     step_dtype,
 )
 from .data import class_weights, prepare_labels
+from .depth import (
+    DEFAULT_UNCERTAINTY_THRESHOLD,
+    DepthReport,
+    assess_depth,
+    calibrate_uncertainty,
+    calibrated_threshold,
+    frame_uncertainty,
+    uncertainty_threshold,
+)
 from .features import MultiscaleFeatures
+from .finetune import (
+    SPARSE_FRACTION,
+    fine_tune_config,
+    initial_model,
+    labelled_fraction,
+    sparse_labels,
+)
 from .inference import AUTO_TILE, AUTO_TILE_PIXELS, predict_frame, predict_stack, uncertainty
 from .metrics import (
     confusion_matrix,
@@ -71,7 +92,7 @@ from .networks import (
     build_network,
     resolve_device,
 )
-from .shipped import DEFAULT_MODEL_FILES, default_model_path, load_default_model
+from .shipped import DEFAULT_MODEL_FILES, default_model_path, load_default_model, resolve_model
 from .training import TrainResult, train_model
 
 __all__ = [
@@ -80,13 +101,18 @@ __all__ = [
     "AUTO_TILE_PIXELS",
     "DEFAULT_DILATIONS",
     "DEFAULT_MODEL_FILES",
+    "DEFAULT_UNCERTAINTY_THRESHOLD",
+    "DepthReport",
+    "FINE_TUNE",
     "GPU_BUDGET",
     "INPUT_TRANSFORMS",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "MODEL_LEVEL_DEFAULTS",
+    "NEW_NETWORK",
     "PRECISIONS",
     "RECOMMENDED_DILATIONS",
+    "SPARSE_FRACTION",
     "UNET_DECODERS",
     "DilatedNet",
     "MultiscaleFeatures",
@@ -95,14 +121,22 @@ __all__ = [
     "TrainError",
     "TrainResult",
     "UNet",
+    "assess_depth",
     "build_network",
+    "calibrate_uncertainty",
+    "calibrated_threshold",
     "class_names",
     "class_weights",
     "confusion_matrix",
     "default_model_path",
     "fill_nan_nearest",
+    "fine_tune_config",
+    "frame_uncertainty",
+    "initial_model",
     "iou_per_class",
+    "labelled_fraction",
     "load_default_model",
+    "resolve_model",
     "load_model",
     "mean_class_accuracy",
     "native_bfloat16",
@@ -112,7 +146,9 @@ __all__ = [
     "prepare_labels",
     "resolve_device",
     "segmentation_metrics",
+    "sparse_labels",
     "step_dtype",
     "train_model",
     "uncertainty",
+    "uncertainty_threshold",
 ]

@@ -14,6 +14,13 @@ Examples
 ('unet', True, 'add')
 >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
 True
+
+Fine-tuning a shipped or saved model (``init``) takes fewer iterations of fewer patches
+unless told otherwise (:data:`FINE_TUNE`):
+
+>>> tune, new = TrainConfig(init="default"), TrainConfig()
+>>> tune.iterations, tune.lr, tune.batch_size, new.iterations, new.lr, new.batch_size
+(300, 0.003, 4, 1500, 0.003, 8)
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from ..level import LevelSettings
 from .networks import UNET_DECODERS
 
 __all__ = [
+    "FINE_TUNE",
     "GPU_BUDGET",
+    "NEW_NETWORK",
     "PRECISIONS",
     "RECOMMENDED_DILATIONS",
     "TrainConfig",
@@ -46,6 +55,26 @@ RECOMMENDED_DILATIONS: tuple[int, ...] = (1, 2, 4, 8, 16)
 #: gives what it trained to). ``calcite-afm train`` uses it when it trains on a GPU and
 #: neither ``--iterations`` nor ``--batch-size`` is given.
 GPU_BUDGET: dict[str, int] = {"iterations": 3200, "batch_size": 32}
+
+#: Budget, learning rate and validation split of a new network when ``TrainConfig`` is
+#: not told them.
+NEW_NETWORK: dict[str, float] = {
+    "iterations": 1500,
+    "lr": 3e-3,
+    "batch_size": 8,
+    "val_fraction": 0.15,
+}
+#: The same for a fine-tuning run (``TrainConfig.init`` set), measured on three scribbled
+#: frames (``benchmarks/finetune.py``; ``docs/segmentation.md``, "Fine-tuning"): fewer
+#: iterations of fewer patches, and every scribbled frame trains (none is held out: with
+#: three frames, holding one out costs more than it tells). The rate stays 3e-3: lower
+#: rates (3e-4, 1e-3) left the shipped model short of the user's frames in 300 steps.
+FINE_TUNE: dict[str, float] = {
+    "iterations": 300,
+    "lr": 3e-3,
+    "batch_size": 4,
+    "val_fraction": 0.0,
+}
 
 
 _OPTIMIZERS = ("adamw", "sgd")
@@ -120,16 +149,18 @@ class TrainConfig:
 
     Parameters
     ----------
-    iterations : int
-        Optimiser steps.
-    batch_size : int
-        Patches per step.
+    iterations : int or None
+        Optimiser steps. None (default): 1500 for a new network, 300 when fine-tuning
+        (``init``; :data:`NEW_NETWORK`, :data:`FINE_TUNE`).
+    batch_size : int or None
+        Patches per step. None (default): 8 for a new network, 4 when fine-tuning.
     patch_size : int
         Side of the square training patches, pixels (frames smaller than this are
         padded with unlabelled pixels). With ``context_margin`` it must exceed twice the
         receptive-field radius (31 px for the dilated CNN with dilations up to 16).
-    lr : float
-        Peak learning rate.
+    lr : float or None
+        Peak learning rate. None (default): 3e-3, for a new network as when fine-tuning
+        (:data:`NEW_NETWORK`, :data:`FINE_TUNE`).
     weight_decay : float
         Weight decay (L2 for SGD, decoupled for AdamW).
     optimizer : {"adamw", "sgd"}
@@ -166,11 +197,12 @@ class TrainConfig:
     seed : int
         Seed of the weights, the split and the patch sampling. On the CPU the same seed
         gives the same model bit for bit; on a GPU runs differ in the last bits.
-    val_fraction : float
+    val_fraction : float or None
         Fraction of the labelled frames held out for validation when no validation
         pairs are given (at least one frame when there are two or more frames), at most
         as many as ``max_val_pixels`` holds: the others train. With a single labelled
-        frame, validation uses the training frame itself.
+        frame, or 0, validation uses the training frames themselves. None (default):
+        0.15 for a new network, 0 when fine-tuning.
     level : dict or None
         :class:`~napari_calcite_afm.level.LevelSettings` as a dict. None:
         :data:`~napari_calcite_afm.segmentation.model.MODEL_LEVEL_DEFAULTS`, the package
@@ -225,6 +257,14 @@ class TrainConfig:
     threads : int or None
         CPU threads for torch during training (None: all cores available to the
         process). Restored afterwards.
+    init : str or None
+        Start from a trained model instead of a new network (fine-tuning): ``"default"``
+        or ``"default3"`` (the shipped models) or a model file (``.pt``). The network's
+        architecture, levelling and input normalisation (``center_nm``, ``scale_nm``,
+        transform) then come from that model, overriding the settings here
+        (``architecture``, ``width``, ``dilations``, ``levels``, ``decoder``,
+        ``multiscale``, ``level``, ``input_transform``), and ``n_classes`` must equal
+        its class count. None (default): a new network.
     keep : {"auto", "best", "last"}
         Which weights training returns: ``"best"``, those of the highest validation
         pixel accuracy; ``"last"``, those at the end of the schedule; ``"auto"``
@@ -246,10 +286,10 @@ class TrainConfig:
     napari_calcite_afm.errors.TrainError: TrainConfig.n_classes must be 2 or 3, got 4
     """
 
-    iterations: int = 1500
-    batch_size: int = 8
+    iterations: int | None = None
+    batch_size: int | None = None
     patch_size: int = 160
-    lr: float = 3e-3
+    lr: float | None = None
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     schedule: str = "onecycle"
@@ -261,7 +301,7 @@ class TrainConfig:
     decoder: str | None = None
     multiscale: bool | None = None
     seed: int = 0
-    val_fraction: float = 0.15
+    val_fraction: float | None = None
     level: dict | None = None
     input_transform: str = "asinh"
     class_weighting: bool | None = None
@@ -276,6 +316,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     threads: int | None = None
     keep: str = "auto"
+    init: str | None = None
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -284,6 +325,18 @@ class TrainConfig:
                 raise TrainError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
             setattr(self, name, int(v))
 
+        if self.init is not None:
+            if not isinstance(self.init, (str, Path)) or not str(self.init).strip():
+                raise TrainError(
+                    "TrainConfig.init must be 'default', 'default3' or a model file, "
+                    f"got {self.init!r}"
+                )
+            self.init = str(self.init)
+        budget = FINE_TUNE if self.init is not None else NEW_NETWORK
+        for name, kind in (("iterations", int), ("lr", float), ("batch_size", int),
+                           ("val_fraction", float)):  # fmt: skip
+            if getattr(self, name) is None:
+                setattr(self, name, kind(budget[name]))
         if self.architecture not in _ARCHITECTURES:
             raise TrainError(
                 f"TrainConfig.architecture must be one of {', '.join(_ARCHITECTURES)}, "
@@ -329,8 +382,13 @@ class TrainConfig:
             ) from None
         if not self.dilations or min(self.dilations) < 1:
             raise TrainError(f"TrainConfig.dilations must be >= 1, got {self.dilations!r}")
-        if not (np.isfinite(self.lr) and self.lr > 0):
+        try:
+            lr = float(self.lr)
+        except (TypeError, ValueError):
+            lr = float("nan")
+        if isinstance(self.lr, bool) or not (np.isfinite(lr) and lr > 0):
             raise TrainError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        self.lr = lr
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise TrainError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.optimizer not in _OPTIMIZERS:

@@ -128,12 +128,13 @@ def class_weights(labels: Sequence[np.ndarray], n_classes: int, cap: float = 20.
 
 
 @dataclass
-@dataclass
 class _Frame:
     x: np.ndarray  # (rows, cols, channels) network input features, padded to >= patch size
     y: np.ndarray  # int64 targets: label - 1, -1 for unlabelled / NaN
     labelled: np.ndarray  # flat indices of labelled pixels (in the padded frame)
     by_class: list[np.ndarray] | None = None  # flat indices per class (balanced patches)
+    shape: tuple[int, int] | None = None  # (rows, cols) before padding
+    nan_mask: np.ndarray | None = None  # pixels not recorded (unpadded), or None
 
 
 def _level_all(
@@ -223,7 +224,14 @@ def _make_frame(
     by_class = None
     if balance:
         by_class = [np.flatnonzero(y == k).astype(np.int32) for k in range(int(y.max()) + 1)]
-    return _Frame(x=x, y=y, labelled=np.flatnonzero(y >= 0), by_class=by_class)
+    return _Frame(
+        x=x,
+        y=y,
+        labelled=np.flatnonzero(y >= 0),
+        by_class=by_class,
+        shape=(rows, cols),
+        nan_mask=nan_mask,
+    )
 
 
 def _sample_batch(

@@ -206,6 +206,7 @@ def predict_stack(
     return_probabilities: bool = True,
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
+    uncertainty_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Segment every frame of a stack.
 
@@ -227,6 +228,11 @@ def predict_stack(
     stop : callable or threading.Event or None
         Checked before each batch; when set, the frames not yet segmented keep label 0
         (and probability NaN) and the function returns.
+    uncertainty_out : numpy.ndarray, optional
+        A float array ``(frames,)`` that receives each frame's mean uncertainty (the
+        normalised entropy of :func:`uncertainty` averaged over the recorded pixels;
+        :func:`~napari_calcite_afm.segmentation.depth.frame_uncertainty`), also without
+        ``return_probabilities``. Frames not segmented are left as they are.
 
     Returns
     -------
@@ -246,6 +252,10 @@ def predict_stack(
     ...                              progress=lambda d: done.append(d["frame"]))
     >>> labels.shape, labels.dtype, prob, done
     ((3, 64, 80), dtype('uint8'), None, [2, 3])
+    >>> unsure = np.full(3, np.nan)  # each frame's mean uncertainty, 0 to 1
+    >>> _ = predict_stack(load_default_model(), stack, device="cpu", uncertainty_out=unsure)
+    >>> bool(np.all((unsure >= 0) & (unsure <= 1)))
+    True
     """
     stack = np.asarray(stack)
     if stack.ndim == 2:
@@ -260,6 +270,11 @@ def predict_stack(
     n, rows, cols = stack.shape
     if rows < 1 or cols < 1:
         raise CalciteAFMError(f"empty frames of shape {(rows, cols)}")
+    if uncertainty_out is not None and np.shape(uncertainty_out) != (n,):
+        raise CalciteAFMError(
+            f"uncertainty_out must have one value per frame, shape ({n},), got "
+            f"{np.shape(uncertainty_out)}"
+        )
     batch_size = max(1, int(batch_size))
     overlap = max(32, model.halo) if overlap is None else int(overlap)
     tile = _auto_tile(rows, cols, tile)
@@ -292,6 +307,8 @@ def predict_stack(
                 labels[i] = lab
                 if probs is not None:
                     probs[i] = p[k]
+                if uncertainty_out is not None:
+                    uncertainty_out[i] = _mean_uncertainty(p[k])
             if progress is not None:
                 progress(
                     {
@@ -301,6 +318,13 @@ def predict_stack(
                     }
                 )
     return labels, probs
+
+
+def _mean_uncertainty(probabilities: np.ndarray) -> float:
+    """Mean of :func:`uncertainty` over the finite pixels of one frame (NaN if none)."""
+    u = uncertainty(probabilities)
+    ok = np.isfinite(u)
+    return float(u[ok].astype(np.float64).mean()) if ok.any() else float("nan")
 
 
 def uncertainty(

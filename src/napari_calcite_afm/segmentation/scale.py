@@ -3,16 +3,29 @@
 A segmentation network learns pit edges and terrace roughness at its training pixel
 size: the shipped models at 11.7 nm per pixel, while high-speed AFM movies are often
 0.5 nm per pixel. :func:`pixel_size_warning` says so, and what to do, when the image's
-pixel size differs from the model's by more than a factor of two. The one-click
-pipeline emits it as a Python warning and records it in the summary JSON, the CLI prints
-it on one line, and the Segment and one-click widgets show it as a napari warning.
+pixel size differs from the model's by more than a factor of two. A model trained on
+frames of several pixel sizes records their range (``info["pixel_size_range_nm"]``,
+:func:`model_pixel_size_range`): inside it nothing is said, and the factor of two applies
+beyond its ends. The one-click pipeline emits the warning as a Python warning and records
+it in the summary JSON, the CLI prints it on one line, and the Segment and one-click
+widgets show it as a napari warning. :func:`record_training_pixel_sizes` writes the
+record into a model after training.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["SHIPPED_PIXEL_SIZE_NM", "model_pixel_size", "movie_words", "pixel_size_warning"]
+import numpy as np
+
+__all__ = [
+    "SHIPPED_PIXEL_SIZE_NM",
+    "model_pixel_size",
+    "model_pixel_size_range",
+    "movie_words",
+    "pixel_size_warning",
+    "record_training_pixel_sizes",
+]
 
 #: Pixel size (nm) of the synthetic frames the shipped models were trained on.
 SHIPPED_PIXEL_SIZE_NM = 11.7
@@ -60,6 +73,75 @@ def model_pixel_size(model) -> tuple[float | None, bool]:
     return None, False
 
 
+def _range_of(value) -> tuple[float, float] | None:
+    """``(lo, hi)`` from a ``[lo, hi]`` record, or None when it is not one."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if not (0 < lo <= hi < float("inf")):
+        return None
+    return lo, hi
+
+
+def model_pixel_size_range(model) -> tuple[float, float] | None:
+    """The smallest and largest training pixel size of ``model``, nm (None: unknown).
+
+    ``model.info["pixel_size_range_nm"]`` when the model records it (models trained on
+    frames of several pixel sizes, e.g. ``scripts/train_default_model.py --generator
+    wide``), else the single size of :func:`model_pixel_size` twice.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model_pixel_size_range(SimpleNamespace(info={"pixel_size_range_nm": [2, 20]}))
+    (2.0, 20.0)
+    >>> model_pixel_size_range(SimpleNamespace(info={"pixel_size_nm": 11.7}, source=None))
+    (11.7, 11.7)
+    """
+    info = getattr(model, "info", None) or {}
+    span = _range_of(info.get("pixel_size_range_nm"))
+    if span is not None:
+        return span
+    px, _ = model_pixel_size(model)
+    return None if px is None else (px, px)
+
+
+def record_training_pixel_sizes(model, pixel_sizes_nm) -> None:
+    """Record in ``model.info`` the pixel sizes of the frames it was trained on.
+
+    ``pixel_size_nm`` (the median, unless the model already records one) and
+    ``pixel_size_range_nm`` (smallest and largest). A model fine-tuned from another
+    (``info["fine_tuned_from"]``) keeps what that one learnt: its range widens to
+    include the initial model's.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        The model just trained.
+    pixel_sizes_nm : sequence of float
+        Pixel size of each training movie or frame, nm (non-positive values ignored).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model = SimpleNamespace(info={"fine_tuned_from": {"pixel_size_range_nm": [2, 20]}})
+    >>> record_training_pixel_sizes(model, [30.0])
+    >>> model.info["pixel_size_nm"], model.info["pixel_size_range_nm"]
+    (30.0, [2.0, 30.0])
+    """
+    values = [float(v) for v in pixel_sizes_nm if v is not None and float(v) > 0]
+    if not values:
+        return
+    info = model.info
+    info.setdefault("pixel_size_nm", float(np.median(values)))
+    lo, hi = min(values), max(values)
+    before = _range_of((info.get("fine_tuned_from") or {}).get("pixel_size_range_nm"))
+    if before is not None:
+        lo, hi = min(lo, before[0]), max(hi, before[1])
+    info["pixel_size_range_nm"] = [lo, hi]
+
+
 def pixel_size_warning(
     model, pixel_size_nm: float, what: str = "the image", factor: float = 2.0
 ) -> str | None:
@@ -82,6 +164,11 @@ def pixel_size_warning(
     >>> model = SimpleNamespace(info={"pixel_size_nm": 11.7}, source=None)
     >>> pixel_size_warning(model, 10.0) is None
     True
+    >>> wide = SimpleNamespace(info={"pixel_size_range_nm": [2.0, 20.0]}, source=None)
+    >>> pixel_size_warning(wide, 5.0) is None, pixel_size_warning(wide, 39.0) is None
+    (True, True)
+    >>> pixel_size_warning(wide, 0.5)[:70]
+    'the model was trained on frames of 2 to 20 nm per pixel, but the image'
     >>> print(pixel_size_warning(model, 0.5))  # doctest: +NORMALIZE_WHITESPACE
     the model was trained on frames of 11.7 nm per pixel, but the image has 0.5 nm per
     pixel (23.4 times finer): it will judge pits and terraces at the wrong scale. Resample
@@ -89,19 +176,31 @@ def pixel_size_warning(
     own frames (Labels, then Train).
     """
     trained, assumed = model_pixel_size(model)
+    span = _range_of((getattr(model, "info", None) or {}).get("pixel_size_range_nm"))
     px = float(pixel_size_nm)
-    if trained is None or not px > 0:
+    if (trained is None and span is None) or not px > 0:
         return None
-    ratio = max(trained / px, px / trained)
+    lo, hi = span if span is not None else (trained, trained)
+    ratio = lo / px if px < lo else px / hi
     if ratio <= factor:
         return None
-    how = "finer" if px < trained else "coarser"
-    note = " (the shipped models' training scale; the file does not record it)" if assumed else ""
+    how = "finer" if px < lo else "coarser"
+    if lo == hi:
+        note = " (the shipped models' training scale; the file does not record it)"
+        return (
+            f"the model was trained on frames of {lo:.3g} nm per pixel{note if assumed else ''}"
+            f", but {what} has {px:.3g} nm per pixel ({ratio:.1f} times {how}): it will judge "
+            f"pits and terraces at the wrong scale. Resample {what} to about {lo:.3g} nm per "
+            "pixel (e.g. Gwyddion's Scale), or train a model on your own frames (Labels, then "
+            "Train)."
+        )
+    end = "finest" if px < lo else "coarsest"
     return (
-        f"the model was trained on frames of {trained:.3g} nm per pixel{note}, but {what} "
-        f"has {px:.3g} nm per pixel ({ratio:.1f} times {how}): it will judge pits and "
-        f"terraces at the wrong scale. Resample {what} to about {trained:.3g} nm per pixel "
-        "(e.g. Gwyddion's Scale), or train a model on your own frames (Labels, then Train)."
+        f"the model was trained on frames of {lo:.3g} to {hi:.3g} nm per pixel, but {what} "
+        f"has {px:.3g} nm per pixel ({ratio:.1f} times {how} than the {end}): it will judge "
+        f"pits and terraces at the wrong scale. Resample {what} to {lo:.3g}-{hi:.3g} nm per "
+        "pixel (e.g. Gwyddion's Scale), or fine-tune the model on your own frames (Labels, "
+        "then Train)."
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import AFMFileError
 from .model import SegmentationModel, _check_n_classes, load_model
 
-__all__ = ["DEFAULT_MODEL_FILES", "default_model_path", "load_default_model"]
+__all__ = ["DEFAULT_MODEL_FILES", "default_model_path", "load_default_model", "resolve_model"]
 
 #: Shipped models by number of classes (files in the package's ``models`` folder).
 DEFAULT_MODEL_FILES: dict[int, str] = {2: "default.pt", 3: "default3.pt"}
@@ -73,3 +73,23 @@ def load_default_model(n_classes: int = 2, *, device: str | None = None) -> Segm
     if not path.is_file():
         raise AFMFileError(path, f"no shipped {n_classes}-class default model in this install")
     return load_model(path, device=device)
+
+
+def resolve_model(model) -> SegmentationModel:
+    """A :class:`SegmentationModel` from a name, a path or a model.
+
+    ``"default"`` (or None) is the shipped two-class model, ``"default3"`` the shipped
+    three-class one; anything else is read with :func:`load_model`.
+
+    Examples
+    --------
+    >>> resolve_model("default").n_classes, resolve_model("default3").n_classes
+    (2, 3)
+    """
+    if isinstance(model, SegmentationModel):
+        return model
+    if model is None or (isinstance(model, str) and model in ("default", "default2")):
+        return load_default_model(2)
+    if isinstance(model, str) and model == "default3":
+        return load_default_model(3)
+    return load_model(model)

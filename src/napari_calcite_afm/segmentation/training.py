@@ -24,7 +24,15 @@ What it does
   ``checkpoint_path`` whenever it improves, and the latest weights to
   ``TrainConfig.latest_checkpoint_path()`` at every evaluation (so an interrupted
   training keeps a loadable, recent model);
-* honours ``stop`` at every iteration and reports through ``progress``.
+* honours ``stop`` at every iteration and reports through ``progress``;
+* at the end, measures the model's frame uncertainty on the validation frames and stores
+  the threshold above which a movie looks unlike them
+  (``info["uncertainty_threshold"]``, :mod:`~napari_calcite_afm.segmentation.depth`).
+
+Fine-tuning: with ``TrainConfig.init`` (or the ``init`` argument) the run starts from a
+shipped or saved model (:mod:`~napari_calcite_afm.segmentation.finetune`): its network,
+levelling and input normalisation are kept, and the budget defaults to
+:data:`~napari_calcite_afm.segmentation.config.FINE_TUNE`.
 
 The default optimiser is AdamW with a one-cycle learning-rate schedule; the study's
 reference, SGD with momentum 0.9, learning rate 1e-3 and L2 1e-4, is
@@ -62,6 +70,8 @@ from .data import (
     _training_frames,
     class_weights,
 )
+from .depth import _calibration
+from .finetune import _describe, _init_of, _origin, fine_tune_config, initial_model
 from .metrics import confusion_matrix, mean_class_accuracy, pixel_accuracy
 from .model import MODEL_LEVEL_DEFAULTS, SegmentationModel
 from .networks import build_network, resolve_device
@@ -360,6 +370,8 @@ class Trainer:
         final.info["best_iteration"] = self.best_it
         final.info["best_val_accuracy"] = self.best_acc
         final.info["stopped"] = self.stopped
+        on = "training frames" if self.model.info.get("val_on_train") else "validation frames"
+        _calibration(final, self.val_frames, on)
         if self.cfg.checkpoint_path is not None:
             final.save(self.cfg.checkpoint_path)
             if not self.stopped:  # the run is complete: the checkpoint holds all of it
@@ -395,10 +407,10 @@ def _optimiser(cfg: TrainConfig, net: nn.Module):
     return opt, sched
 
 
-def _as_config(config: TrainConfig | dict | None) -> TrainConfig:
-    """A private copy of the settings (None: the defaults)."""
+def _as_config(config: TrainConfig | dict | None, init: str | None = None) -> TrainConfig:
+    """A private copy of the settings (None: the defaults, fine-tuning ``init`` if given)."""
     if config is None:
-        return TrainConfig()
+        return TrainConfig(init=init)
     if isinstance(config, dict):
         return TrainConfig.from_dict(config)
     if isinstance(config, TrainConfig):
@@ -411,6 +423,7 @@ def train_model(
     labels: Sequence[np.ndarray] | np.ndarray,
     config: TrainConfig | dict | None = None,
     *,
+    init: SegmentationModel | str | Path | None = None,
     val_images: Sequence[np.ndarray] | np.ndarray | None = None,
     val_labels: Sequence[np.ndarray] | np.ndarray | None = None,
     progress: ProgressFn | None = None,
@@ -430,7 +443,11 @@ def train_model(
         2 terrace, 3 monolayer pit (merged into 2 when ``n_classes`` is 2). Sparse
         scribbles work: only labelled pixels count in the loss and the accuracies.
     config : TrainConfig, dict or None
-        Settings (None: ``TrainConfig()``).
+        Settings (None: ``TrainConfig()``, or ``TrainConfig(init=...)`` with ``init``).
+    init : SegmentationModel, str, path or None
+        Fine-tune this model (``"default"``, ``"default3"``, a model file or a model)
+        instead of ``config.init``; see :mod:`~napari_calcite_afm.segmentation.finetune`.
+        Its class count must equal ``config.n_classes``.
     val_images, val_labels : optional
         Validation pairs, same forms as ``images`` / ``labels``. When given, no frame
         of ``images`` is held out.
@@ -471,9 +488,23 @@ def train_model(
     >>> result = train_model(z, lab, cfg)
     >>> [h["iteration"] for h in result.history], result.model.n_classes
     ([2, 4], 2)
+
+    Fine-tuning that model, with its architecture and normalisation:
+
+    >>> tuned = train_model(z, lab, TrainConfig(iterations=2, eval_every=2, batch_size=2,
+    ...                     patch_size=32, device="cpu", threads=1), init=result.model)
+    >>> tuned.model.architecture() == result.model.architecture()
+    True
+    >>> tuned.model.scale_nm == result.model.scale_nm, tuned.config.init
+    (True, 'the model in memory')
     """
     t_start = time.perf_counter()
-    cfg = _as_config(config)
+    init = init if init is not None else _init_of(config)
+    start = initial_model(init)
+    name = None if start is None else _describe(init, start)
+    cfg = _as_config(config, name)
+    if start is not None:
+        cfg = fine_tune_config(cfg, start, name)
     tr_img, tr_lab, va_img, va_lab = _labelled_pairs(
         images, labels, val_images, val_labels, cfg.n_classes
     )
@@ -490,7 +521,10 @@ def train_model(
     workers = cfg.threads or available_cpus()
     tr_z = _level_all(tr_img, level, stop, workers)
     va_z = _level_all(va_img, level, stop, workers)
-    center_nm, scale_nm = _normalisation(tr_z, cfg.input_transform) if tr_z else (0.0, 1.0)
+    if start is not None:  # the initial model's normalisation: its network expects it
+        center_nm, scale_nm = start.center_nm, start.scale_nm
+    else:
+        center_nm, scale_nm = _normalisation(tr_z, cfg.input_transform) if tr_z else (0.0, 1.0)
 
     device = resolve_device(cfg.device)
     old_threads = torch.get_num_threads()
@@ -498,15 +532,18 @@ def train_model(
         torch.set_num_threads(cfg.threads or available_cpus())
     try:
         torch.manual_seed(cfg.seed)
-        net = build_network(
-            cfg.architecture,
-            cfg.n_classes,
-            cfg.width,
-            cfg.dilations,
-            cfg.levels,
-            cfg.multiscale,
-            cfg.decoder,
-        )
+        if start is not None:
+            net = copy.deepcopy(start.net).to("cpu")
+        else:
+            net = build_network(
+                cfg.architecture,
+                cfg.n_classes,
+                cfg.width,
+                cfg.dilations,
+                cfg.levels,
+                cfg.multiscale,
+                cfg.decoder,
+            )
         model = SegmentationModel(
             net,
             level=level,
@@ -514,6 +551,7 @@ def train_model(
             scale_nm=scale_nm,
             transform=cfg.input_transform,
             train_config=cfg.to_dict(),
+            info=None if start is None else {"fine_tuned_from": _origin(start, name)},
         )
         frames, val_frames, fw = _training_frames(
             model, net, tr_z, tr_lab, va_z, va_lab, cfg, val_on_train

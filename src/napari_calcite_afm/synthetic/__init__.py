@@ -62,8 +62,12 @@ from .generators import SyntheticSeries, make_frame, make_frames, make_series
 from .generators import _raw_and_labels as _raw_and_labels  # the make_frames worker
 from .params import SeriesParams
 from .training_sets import GENERATORS, TRAINING_GENERATORS, make_training_frames
+from .truth import PitTruth, SeriesTruth, pit_truth
 
 __all__ = [
+    "PitTruth",
+    "SeriesTruth",
+    "pit_truth",
     "CellularParams",
     "GENERATORS",
     "LABEL_MONOLAYER",

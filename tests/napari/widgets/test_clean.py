@@ -112,3 +112,22 @@ def test_clean_channel_list_is_off_without_a_file(make_napari_viewer, series, ad
     assert not widget.channel.isEnabled()
     assert widget.set_channel("amplitude") is None
     assert "no file" in widget.status.text()
+
+
+def test_registration_problems_become_a_warning(
+    make_napari_viewer, dock, wait_idle, warning_messages
+):
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+    from napari_calcite_afm._napari.widgets.clean import CleanWidget
+
+    viewer = make_napari_viewer()
+    flat = np.zeros((3, 48, 48), np.float32)  # nothing to correlate: the drift is unknown
+    viewer.add_image(flat, **image_layer_kwargs(flat, PX, "flat"))
+    widget = dock(viewer, CleanWidget(viewer))
+    widget.register.setChecked(True)
+    before = len(warning_messages())
+    widget.apply()
+    wait_idle(widget)
+    news = warning_messages()[before:]
+    assert any("flat" in m and "rejected" in m for m in news), news
+    assert viewer.layers["flat cleaned"].metadata["drift_confidence"][1] == 0.0

@@ -56,11 +56,17 @@ def test_one_click_from_layer_and_file(
     stats = widget.statistics
     assert stats is not None and len(stats.rows) == len(widget.result.table)
     assert stats.image.layer().name == "raw cleaned"
-    assert "c" in stats.time_lines
+    assert "c" in stats.time_lines and "rate_nm_s" in stats.time_lines  # rates vs time
+    # ... and so is the Kinetics widget: rate maps and pit ids on the movie's scale
+    kin = widget.kinetics
+    assert kin is not None and kin.result is widget.result.kinetics
+    rates = viewer.layers["raw dissolution rate"]
+    assert rates.data.shape == series.raw.shape and tuple(rates.scale) == tuple(cleaned.scale)
+    assert kin.table.table.rowCount() == len(widget.result.kinetics.tracks.tracks)
 
     widget.export(tmp_path / "out")
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
-    for name in ("cleaned.tif", "labels.tif", "table.csv", "summary.json"):
+    for name in ("cleaned.tif", "labels.tif", "table.csv", "summary.json", "rates.tif"):
         assert (tmp_path / "out" / name).exists(), name
 
     # from a file

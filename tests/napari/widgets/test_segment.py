@@ -128,3 +128,43 @@ def test_segment_warns_about_a_foreign_pixel_size(
     wait_idle(widget)
     qtbot.waitUntil(lambda: len(warnings_now()) > n, timeout=30_000)
     assert "11.7 nm per pixel" in warnings_now()[-1]
+
+
+def test_segment_warns_when_the_model_is_unsure(
+    make_napari_viewer, qtbot, series, tmp_path, add_raw, dock, wait_idle
+):
+    """Frames unlike the model's training data: one napari warning, not about pixel size."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    from napari_calcite_afm._napari.widgets.segment import SegmentWidget
+    from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
+
+    def unsure_now():
+        return [
+            str(n.message)
+            for n in notification_manager.records
+            if n.severity == NotificationSeverity.WARNING and "unsure" in str(n.message)
+        ]
+
+    info = {"pixel_size_nm": PX, "uncertainty_threshold": 0.05}  # untrained: far above it
+    path = SegmentationModel(DilatedNet(2, width=4), info=info).save(tmp_path / "unsure.pt")
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, SegmentWidget(viewer))
+    widget.model.set_file(path)
+    before = len(unsure_now())
+    widget.segment("all")
+    wait_idle(widget)
+    qtbot.waitUntil(lambda: len(unsure_now()) > before, timeout=10_000)
+    [message] = unsure_now()[before:]
+    assert "layer 'raw'" in message and "fine-tune" in message and "nm per pixel" not in message
+    # a sure model says nothing
+    sure = {"pixel_size_nm": PX, "uncertainty_threshold": 1.0}
+    widget.model.set_file(
+        SegmentationModel(DilatedNet(2, width=4), info=sure).save(tmp_path / "s.pt")
+    )
+    n = len(unsure_now())
+    widget.segment("all")
+    wait_idle(widget)
+    qtbot.wait(200)
+    assert len(unsure_now()) == n

@@ -12,22 +12,6 @@ import pytest
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def warning_messages():
-    """``warning_messages()``: the messages of every napari warning notification so far."""
-
-    def messages():
-        from napari.utils.notifications import NotificationSeverity, notification_manager
-
-        return [
-            str(n.message)
-            for n in notification_manager.records
-            if n.severity == NotificationSeverity.WARNING
-        ]
-
-    return messages
-
-
 def _runner_widget(viewer):
     from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
 

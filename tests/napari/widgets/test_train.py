@@ -131,3 +131,67 @@ def test_train_plot_follows_the_napari_theme(make_napari_viewer, dock):
     assert to_rgba(fig.get_facecolor())[:3] == pytest.approx(
         [v / 255 for v in light.background.as_rgb_tuple()], abs=0.01
     )
+
+
+def test_start_from_is_automatic_and_fixes_the_network_of_a_trained_model(
+    make_napari_viewer, series, add_raw, dock
+):
+    from napari_calcite_afm._napari.widgets._model_chooser import AUTO, resolve_start
+    from napari_calcite_afm._napari.widgets.train import TrainWidget, start_name
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, TrainWidget(viewer))
+    assert widget.start.choice() == AUTO  # the default
+    scribbled = [np.zeros((64, 64), np.uint8)]
+    scribbled[0][10, 5:40] = 2
+    dense = [np.full((64, 64), 2, np.uint8)]
+    assert resolve_start(widget.start.spec(), scribbled, 2) == ("default", 2)
+    assert resolve_start(widget.start.spec(), dense, 2) == ("new", None)
+    widget.n_classes.setCurrentIndex(widget.n_classes.findData(3))
+    assert start_name(resolve_start(widget.start.spec(), scribbled, 3)) == "default3"
+    # a shipped model fixes the class count and the network
+    widget.start.kind.setCurrentIndex(widget.start.kind.findData("default2"))
+    assert widget.n_classes.currentData() == 2
+    assert not widget.n_classes.isEnabled() and not widget.width.isEnabled()
+    assert not widget.dilations.isEnabled()
+    widget.start.kind.setCurrentIndex(widget.start.kind.findData("new"))
+    assert widget.n_classes.isEnabled() and widget.width.isEnabled()
+    # a file to start from; the "model just trained" waits for one
+    widget.start.set_file("/models/mine.pt")
+    assert widget.start.spec()[0] == "file" and not widget.width.isEnabled()
+    trained = widget.start.kind.model().item(widget.start.kind.findData("trained"))
+    assert not trained.isEnabled()
+    # fine-tuning takes fewer patches per step ("auto") and holds no frame out
+    tune, new = widget.config(init="default"), widget.config()
+    assert (tune.batch_size, new.batch_size) == (4, 8)
+    assert tune.val_fraction == 0.0 and widget.batch.text() == "auto"
+
+
+def test_scribbles_fine_tune_the_shipped_model(
+    make_napari_viewer, series, add_raw, dock, wait_idle
+):
+    from napari_calcite_afm._napari.layers import labels_layer_kwargs
+    from napari_calcite_afm._napari.widgets import _state
+    from napari_calcite_afm._napari.widgets.train import TrainWidget
+    from napari_calcite_afm.segmentation import load_default_model
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    truth = series.labels_raw
+    sparse = np.zeros_like(truth)
+    sparse[0, ::8, :] = truth[0, ::8, :]  # one row in eight: 12 % of the pixels
+    viewer.add_labels(sparse, **labels_layer_kwargs(sparse, PX, "scribbles"))
+    widget = dock(viewer, TrainWidget(viewer))
+    widget.labels.set_layer("scribbles")
+    widget.iterations.setValue(10)
+    widget.batch.setValue(2)
+    assert widget.train() is not None
+    wait_idle(widget, timeout=120_000)
+    model = widget.result.model
+    assert model.architecture() == load_default_model(2).architecture()
+    assert model.info["fine_tuned_from"]["source"].endswith("default.pt")
+    assert model.info["pixel_size_range_nm"] == [pytest.approx(PX)] * 2
+    assert "fine-tuning default" in widget.status.text()
+    # the model just trained can be the start of the next run, without being chosen for it
+    assert _state.get_trained() is not None and widget.start.choice() == "auto"

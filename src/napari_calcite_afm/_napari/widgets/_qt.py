@@ -17,6 +17,7 @@ from magicgui.widgets import ComboBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -258,3 +259,34 @@ def status_label(text: str = "") -> QLabel:
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextSelectableByMouse)
     return label
+
+
+def output_folder(parent: QWidget, line, folder=None) -> str | None:
+    """The output folder: ``folder``, else the text of ``line``, else one the user picks.
+
+    Returns None when the user cancels the dialog; a picked folder is written into
+    ``line`` (a ``QLineEdit``).
+    """
+    folder = folder or line.text().strip()
+    if not folder:
+        folder = QFileDialog.getExistingDirectory(parent, "Output folder")
+        if not folder:
+            return None
+        line.setText(str(folder))
+    return str(folder)
+
+
+def dock_plugin_widget(viewer, plugin: str, name: str, factory):
+    """Dock (or reuse) the plugin's widget ``name``; ``factory(viewer)`` where napari cannot.
+
+    Returns the widget itself (unwrapped).
+    """
+    try:
+        _, widget = viewer.window.add_plugin_dock_widget(plugin, name)
+    except Exception as exc:  # plugin not registered (e.g. a bare viewer in scripts)
+        from ._tasks import notify_warning
+
+        notify_warning(f"could not dock the {name} widget through napari: {exc}")
+        widget = factory(viewer)
+        viewer.window.add_dock_widget(widget, name=name)
+    return getattr(widget, "__wrapped__", widget)

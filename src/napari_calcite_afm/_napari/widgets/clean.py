@@ -13,6 +13,8 @@ the reader opens that channel next time (:mod:`..channels`).
 
 from __future__ import annotations
 
+import warnings
+
 import napari
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -356,9 +358,13 @@ class CleanWidget(QWidget):
             info = {"levelling": settings.to_dict()}
             if register and not stop.is_set():
                 progress({"stage": "registering frames"})
-                reg = register_stack(cleaned)
+                reg = register_stack(cleaned, stop=stop)
                 cleaned = reg.aligned
                 info["drift_shifts_px"] = np.asarray(reg.shifts).round(3).tolist()
+                if reg.confidence is not None:
+                    info["drift_confidence"] = np.asarray(reg.confidence).round(3).tolist()
+                if reg.messages:  # shown as a napari warning by the task runner
+                    warnings.warn(f"{layer.name}: " + "; ".join(reg.messages), stacklevel=1)
             return np.asarray(cleaned, dtype=np.float32), info
 
         def show(result):

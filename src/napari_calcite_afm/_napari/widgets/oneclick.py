@@ -41,9 +41,18 @@ from ..layers import (
     pixel_size_of,
 )
 from ._model_chooser import ModelChooser, load_spec
-from ._qt import LayerChooser, class_legend, form_layout, progress_bar, run_row, status_label
+from ._qt import (
+    LayerChooser,
+    class_legend,
+    dock_plugin_widget,
+    form_layout,
+    output_folder,
+    progress_bar,
+    run_row,
+    status_label,
+)
 from ._shortcuts import register as register_shortcut
-from ._tasks import TaskRunner, guarded, notify_warning
+from ._tasks import TaskRunner, guarded
 
 __all__ = ["STAGES", "OneClickWidget"]
 
@@ -54,7 +63,8 @@ STAGES = {
     "level": (0.02, 0.3),
     "register": (0.3, 0.35),
     "segment": (0.35, 0.8),
-    "fit": (0.8, 0.97),
+    "fit": (0.8, 0.93),
+    "kinetics": (0.93, 0.97),
     "write": (0.97, 1.0),
 }
 
@@ -102,6 +112,7 @@ class OneClickWidget(QWidget):
         self.result = None
         self.layers: dict = {}
         self.statistics = None
+        self.kinetics = None
 
         self.input_kind = QComboBox()
         self.input_kind.addItem("an image layer (raw heights, nm)", "layer")
@@ -272,6 +283,8 @@ class OneClickWidget(QWidget):
         self.layers = {"cleaned": cleaned, "labels": labels}
         self.export_button.setEnabled(True)
         self._open_statistics(cleaned, labels, result)
+        if getattr(result, "kinetics", None) is not None:
+            self._open_kinetics(cleaned, labels, result, name)
         c = [r["c"] for r in result.table if r.get("lag_px") == result.table[0].get("lag_px")]
         c = [v for v in c if isinstance(v, float) and math.isfinite(v)]
         text = f"{len(result.fits)} frames: layers {cleaned.name!r} and {labels.name!r}"
@@ -281,21 +294,25 @@ class OneClickWidget(QWidget):
 
     def _open_statistics(self, cleaned, labels, result) -> None:
         """Dock (or reuse) the Statistics widget and give it this run's table."""
-        try:
-            _, widget = self.viewer.window.add_plugin_dock_widget(PLUGIN, "Statistics")
-        except Exception as exc:  # plugin not registered (e.g. a bare viewer in scripts)
-            from .statistics import StatisticsWidget
+        from .statistics import StatisticsWidget
 
-            notify_warning(f"could not dock the Statistics widget through napari: {exc}")
-            widget = StatisticsWidget(self.viewer)
-            self.viewer.window.add_dock_widget(widget, name="Statistics")
-        widget = getattr(widget, "__wrapped__", widget)
+        widget = dock_plugin_widget(self.viewer, PLUGIN, "Statistics", StatisticsWidget)
         widget.image.set_layer(cleaned)
         widget.labels.set_layer(labels)
         widget.n_classes.setCurrentIndex(widget.n_classes.findData(result.n_classes))
         widget.set_series(result.table, result.fits)
         widget.tabs.setCurrentIndex(1)
         self.statistics = widget
+
+    def _open_kinetics(self, cleaned, labels, result, name: str) -> None:
+        """Dock (or reuse) the Kinetics widget with this run's rates and pit tracks."""
+        from .kinetics import KineticsWidget
+
+        widget = dock_plugin_widget(self.viewer, PLUGIN, "Kinetics", KineticsWidget)
+        widget.image.set_layer(cleaned)
+        widget.labels.set_layer(labels)
+        widget.show_result(result.kinetics, like=cleaned, name=name)
+        self.kinetics = widget
 
     # ----------------------------------------------------------------- export
 
@@ -306,12 +323,9 @@ class OneClickWidget(QWidget):
 
         if self.result is None:
             raise CalciteAFMError("run the pipeline first")
-        folder = folder or self.out_dir.text().strip()
-        if not folder:
-            folder = QFileDialog.getExistingDirectory(self, "Output folder")
-            if not folder:
-                return None
-            self.out_dir.setText(folder)
+        folder = output_folder(self, self.out_dir, folder)
+        if folder is None:
+            return None
         result = self.result
 
         def done(files):

@@ -6,8 +6,10 @@ time slider or the whole stack in a background thread, and get a Labels layer wi
 package's fixed colours overlaid on the image (plus, optionally, an uncertainty image).
 
 When the model was trained at a pixel size more than twice finer or coarser than the
-image's, a napari warning says so and what to do (:mod:`..pixel_size`). Alt+S segments,
-Alt+X stops.
+image's, a napari warning says so and what to do (:mod:`..pixel_size`); when the
+network is unsure about the frames (their mean uncertainty above the model's calibrated
+threshold, :mod:`napari_calcite_afm.segmentation.depth`), another says the movie looks
+unlike its training data. Alt+S segments, Alt+X stops.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ class SegmentWidget(QWidget):
         what = f"layer {image.name!r}"
 
         def work(progress, stop):
-            from ...segmentation import predict_stack, uncertainty
+            from ...segmentation import assess_depth, predict_stack, uncertainty
 
             progress({"stage": "loading the model"})
             model = load_spec(spec)
@@ -213,6 +215,7 @@ class SegmentWidget(QWidget):
                     info["frame"] = int(info["frame"]) - 1
                 progress(info)
 
+            unsure = np.full(len(frames), np.nan)
             labels, probs = predict_stack(
                 model,
                 stack[frames],
@@ -220,7 +223,10 @@ class SegmentWidget(QWidget):
                 return_probabilities=want_uncertainty,
                 progress=report,
                 stop=stop,
+                uncertainty_out=unsure,
             )
+            # once, unless the pixel-size warning above said it already
+            assess_depth(model, px, unsure, stack.shape[-2:], what).warn()
             unc = uncertainty(probs) if want_uncertainty and probs is not None else None
             return model, labels, unc
 
