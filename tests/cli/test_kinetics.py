@@ -64,3 +64,13 @@ def test_kinetics_of_one_frame_is_one_line_error(movie, tmp_path, capsys):
     code = main(["kinetics", str(one), "--labels", str(lab), "--out", str(tmp_path / "o")])
     assert code == 2
     assert "at least 2 frames" in capsys.readouterr().err
+
+
+def test_run_writes_the_kinetics_unless_told_not_to(movie, tmp_path):
+    _, raw, _ = movie
+    base = ["run", str(raw), "--quiet", "--figures", "none", "--lags", "1"]
+    assert main([*base, "--out", str(tmp_path / "with")]) == 0
+    assert (tmp_path / "with" / "tracks.csv").exists()
+    assert main([*base, "--out", str(tmp_path / "without"), "--no-kinetics"]) == 0
+    assert not (tmp_path / "without" / "tracks.csv").exists()
+    assert (tmp_path / "without" / "table.csv").exists()

@@ -411,6 +411,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         register=not args.no_register,
         figures=args.figures,
         increment_model=args.increment_model,
+        kinetics=not args.no_kinetics,
     )
     result = run_pipeline(
         args.input,

@@ -279,6 +279,7 @@ def _add_run_parser(sub) -> None:
     )
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
+    p.add_argument("--no-kinetics", action="store_true", help="skip the rate maps and pit tracks")
     p.add_argument(
         "--increment-model",
         choices=["gaussian", "gsg"],
