@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .._util import stop_requested
+from .._util import available_cpus, stop_requested, thread_map
 from ..errors import Cancelled, LevelError
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
@@ -227,6 +227,15 @@ def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
 
 
+def _all_textures(a: np.ndarray, has_data: list[bool]) -> list:
+    """The texture spectra of every frame with data (None elsewhere), on threads."""
+
+    def one(i: int):
+        return _texture_spectra(a[i]) if has_data[i] else None
+
+    return list(thread_map(one, range(a.shape[0]), available_cpus()))
+
+
 def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, progress, stop):
     """Measure each frame against its reference by whole-frame phase correlation.
 
@@ -244,8 +253,11 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
     anchor = has_data.index(True) if any(has_data) else 0
     ref, ref_spec = anchor, _spectrum(a[anchor], window, lowpass, highf)
     textures: list = [None] * n
+    # every frame's texture at once, side by side on threads (the filters release the
+    # GIL); kept below only for the accepted frames, so the result does not depend on it
+    computed = _all_textures(a, has_data) if use_texture else textures
     if use_texture:
-        textures[anchor] = _texture_spectra(a[anchor])
+        textures[anchor] = computed[anchor]
     positions = {anchor: np.zeros(2)}
     pairs: list[_Pair] = []
     for i in range(anchor + 1, n):
@@ -265,7 +277,7 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         if not pair.reason:
             positions[i] = positions[ref] + shift
             if use_texture:
-                textures[i] = _texture_spectra(a[i])
+                textures[i] = computed[i]
             if reference == "previous":
                 ref, ref_spec = i, cur
         if progress is not None:
