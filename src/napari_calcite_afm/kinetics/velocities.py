@@ -141,10 +141,13 @@ def _hull(mask: np.ndarray) -> np.ndarray:
     r, c = np.nonzero(edge)
     if r.size == 0:
         return np.zeros((0, 2))
-    pts = np.concatenate(
-        [np.stack([c + dx, r + dy], axis=1) for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)]
-    ).astype(float)
-    pts = np.unique(pts, axis=0)
+    # the corners of the edge pixels' squares, each once, in (x, y) lexicographic order
+    # (one integer key per corner: np.unique on rows is ten times slower)
+    cols = np.concatenate([c, c + 1, c, c + 1]).astype(np.int64)  # corner x + 0.5
+    rows = np.concatenate([r, r, r + 1, r + 1]).astype(np.int64)  # corner y + 0.5
+    span = int(rows.max()) + 1
+    key = np.unique(cols * span + rows)
+    pts = np.stack([key // span - 0.5, key % span - 0.5], axis=1)
     try:
         return pts[spatial.ConvexHull(pts).vertices]
     except spatial.QhullError:  # pragma: no cover - pixel squares are never degenerate
