@@ -20,6 +20,8 @@ package is plain Python and torch (no Qt, no napari):
 :mod:`.depth`          out of its depth: :func:`frame_uncertainty`, :func:`assess_depth`
 :mod:`.metrics`        :func:`confusion_matrix`, accuracies, IoU,
                        :func:`segmentation_metrics`
+:mod:`.temporal`       :func:`temporal_prior`: class probabilities averaged over
+                       neighbouring frames of a registered movie
 =====================  ==================================================================
 
 The older module paths :mod:`napari_calcite_afm.model`, :mod:`napari_calcite_afm.train`
@@ -93,6 +95,7 @@ from .networks import (
     resolve_device,
 )
 from .shipped import DEFAULT_MODEL_FILES, default_model_path, load_default_model, resolve_model
+from .temporal import temporal_prior
 from .training import TrainResult, train_model
 
 __all__ = [
@@ -148,6 +151,7 @@ __all__ = [
     "segmentation_metrics",
     "sparse_labels",
     "step_dtype",
+    "temporal_prior",
     "train_model",
     "uncertainty",
     "uncertainty_threshold",

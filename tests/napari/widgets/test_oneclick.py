@@ -63,6 +63,8 @@ def test_one_click_from_layer_and_file(
     rates = viewer.layers["raw dissolution rate"]
     assert rates.data.shape == series.raw.shape and tuple(rates.scale) == tuple(cleaned.scale)
     assert kin.table.table.rowCount() == len(widget.result.kinetics.tracks.tracks)
+    header = stats.export_table(tmp_path / "stats.csv").read_text().splitlines()[0]
+    assert {"uncertainty", "rate_nm_s", "dissolved_volume_nm3"} <= set(header.split(","))
 
     widget.export(tmp_path / "out")
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)

@@ -487,7 +487,11 @@ class StatisticsWidget(QWidget):
                 return None
         n = int(self.n_classes.currentData())
         model = "gsg" if "ks_increment_gsg" in rows[0] else "gaussian"
-        columns = table_columns(n, model) if self.rows else row_columns(n, model)
+        if self.rows:  # a run's table: its uncertainty and rates too, where it has them
+            columns = table_columns(n, model, uncertainty="uncertainty" in rows[0])
+            columns += [c for c in rows[0] if c.startswith("rate_") or c.startswith("dissolved")]
+        else:
+            columns = row_columns(n, model)
         out = write_table_csv(path, rows, [c for c in columns if c in rows[0]])
         self.status.setText(f"wrote {out}")
         return out
