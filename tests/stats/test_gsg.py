@@ -152,3 +152,14 @@ def test_simulated_field_has_the_model_statistics():
     assert np.array_equal(y, same)
     g = simulate_gsg_field((256, 256), 2.0, 1.0, ell, covariance="gaussian", seed=14)
     assert np.mean(g[:, 4:] * g[:, :-4]) == pytest.approx(math.exp(-1.0), abs=0.05)
+
+
+def test_scale_mixture_cdf_on_sorted_points_is_the_same():
+    from napari_calcite_afm.stats.gsg import _scale_mixture_cdf
+
+    x = np.sort(np.concatenate([np.linspace(-50, 50, 801), [-1e-9, 0.0, 3e-3]]))
+    w = np.array([0.5, 0.3, 0.15, 0.05])
+    s = np.array([0.01, 0.4, 2.0, 9.0])
+    fast = _scale_mixture_cdf(x, w, s, sorted_x=True)
+    assert np.array_equal(fast, _scale_mixture_cdf(x, w, s))  # the same numbers, bit for bit
+    assert fast[0] < 1e-6 and fast[-1] > 1 - 1e-6 and np.all(np.diff(fast) >= 0)

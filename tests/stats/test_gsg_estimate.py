@@ -122,3 +122,30 @@ def test_best_q_finds_the_mixture_weight():
     assert np.allclose(q, truth, atol=1e-5)
     assert _probs(np.array([0.2, 0.7])).tolist() == pytest.approx([0.2, 0.5, 0.3])
     assert counts.shape == (2, 20)
+
+
+def _q_loglik(q, p0, p1, counts):
+    return float(np.sum(counts * np.log((1 - q) * p0 + q * p1)))
+
+
+def test_best_q_with_bins_empty_without_steps_and_in_batches():
+    # bins the model without steps leaves empty (p0 at the 1e-300 floor) make the slope
+    # ~ n / q near 0; the weight must still be the maximiser, whatever the batching
+    rng = np.random.default_rng(29)
+    rows, lags, bins = 5, 3, 24
+    p0 = rng.dirichlet(np.ones(bins), size=(rows, lags))
+    p0[..., -4:] = 0.0
+    p0 = _probs(np.cumsum(p0, axis=-1)[..., :-1])  # renormalised, floored at 1e-300
+    p1 = rng.dirichlet(np.ones(bins), size=(rows, lags))
+    counts = rng.integers(50, 5000, size=(lags, bins)).astype(float)
+    counts[:, -4:] = [[3, 1, 0, 2], [40, 0, 0, 9], [1, 0, 0, 0]]
+    q = _best_q(p0, p1, counts)
+    for j in range(rows):
+        one = _best_q(p0[j : j + 1], p1[j : j + 1], counts)[0]
+        assert np.allclose(one, q[j], rtol=0, atol=1e-11)  # the batch does not matter
+        for i in range(lags):
+            args = (p0[j, i], p1[j, i], counts[i])
+            assert 0 < q[j, i] < 0.95
+            best = _q_loglik(q[j, i], *args)
+            for v in (q[j, i] * 0.999, min(q[j, i] * 1.001, 0.95)):
+                assert _q_loglik(v, *args) <= best

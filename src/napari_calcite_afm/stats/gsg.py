@@ -319,12 +319,23 @@ def gsg_cross_components(
     return wm, np.full(wm.size, mean), np.sqrt(vm)
 
 
-def _scale_mixture_cdf(x, weights, sigmas) -> np.ndarray:
-    """CDF of a zero-mean Gaussian scale mixture at ``x`` (erf form: faster than ndtr)."""
+def _scale_mixture_cdf(x, weights, sigmas, sorted_x: bool = False) -> np.ndarray:
+    """CDF of a zero-mean Gaussian scale mixture at ``x`` (erf form: faster than ndtr).
+
+    With ``sorted_x`` (``x`` 1-D, ascending), each component's ``erf`` is evaluated only
+    where it differs from +-1 (``|x| < 6.5 sqrt(2) sigma``; beyond, ``erf`` is +-1 exactly,
+    so the values are the same).
+    """
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros(x.shape)
     for wk, sk in zip(weights, sigmas):
-        if sk > 0:
+        if sk > 0 and sorted_x:
+            c = 1.0 / (sk * _SQRT2)
+            i0, i1 = np.searchsorted(x, [-6.5 / c, 6.5 / c])
+            out[:i0] -= wk
+            out[i1:] += wk
+            out[i0:i1] += wk * erf(x[i0:i1] * c)
+        elif sk > 0:
             out += wk * erf(x * (1.0 / (sk * _SQRT2)))
         else:
             out += wk * np.sign(x)

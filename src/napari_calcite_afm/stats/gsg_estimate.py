@@ -17,9 +17,11 @@ increments at every lag (each a product over its bins, the histograms multiplied
 independent). The scale mixtures are laid on a fixed grid of log-variances (steps of
 0.05, linear assignment), so one matrix product evaluates the CDF at every bin edge of
 every lag for a whole grid of ``rho`` values; ``t = log(1 - rho)`` runs in steps of 0.8,
-then 0.2, each time with a parabola through the best three points; ``a`` over 6 points,
-then Brent's bounded search (to 0.02); ``q`` maximises the (concave) likelihood of the
-mixture weight by safeguarded Newton steps. ``alpha`` is kept in [0.2, 2].
+then 0.2, each time with a parabola through the best three points; ``a`` over 6 points
+(evaluated together, one matrix product), then Brent's bounded search (to 0.02; each
+profile computed once); ``q`` maximises the (concave) likelihood of the mixture weight
+by safeguarded Newton steps from a bracket, to 1e-12, so that the likelihood does not
+depend on how the rows are batched. ``alpha`` is kept in [0.2, 2].
 
 Step crossings (:func:`_step_height`) show as a second peak of ``|d|`` at the smallest
 lag; a region without one has no step component.
@@ -59,6 +61,8 @@ _A_SEARCH = np.array([0.0, 0.08, 0.2, 0.45, 0.9, _A_MAX])  # a = 2 - alpha
 _A_GRID = np.linspace(0.0, _A_MAX, 10)  # the moments' starting grid of a = 2 - alpha
 _MIN_STEP_VALUES = 20
 _Q_MAX = 0.95
+_Q_TOL = 1e-12  # q to nearly full precision
+_Q_GRID = np.array([1e-8, 1e-6, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8])
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -223,16 +227,21 @@ class _Grid:
         ``log_var`` and ``weights`` have a leading axis of length ``rows``; linear
         (cloud-in-cell) assignment keeps the density error second order in the step.
         """
-        u = (log_var - self.lo) * (1.0 / _GRID_STEP)  # finite: 1 - rho >= e^-20
+        u = np.subtract(log_var, self.lo)
+        u *= 1.0 / _GRID_STEP  # finite: 1 - rho >= e^-20
         np.clip(u, 0.0, self.size - 1.000001, out=u)
-        i0 = u.astype(np.intp)
-        f = u - i0
+        i0 = u.astype(np.intp)  # at most size - 2: both cells in the row
+        f = np.subtract(u, i0, out=u)
         if rows > 1:
-            i0 = i0 + (np.arange(rows) * self.size).reshape((rows,) + (1,) * (u.ndim - 1))
-        i0, f, w = i0.ravel(), f.ravel(), np.broadcast_to(weights, u.shape).ravel()
+            i0 += (np.arange(rows) * self.size).reshape((rows,) + (1,) * (u.ndim - 1))
+        lower = np.subtract(1.0, f)
+        lower *= weights
+        f *= weights
         n = rows * self.size
-        out = np.bincount(i0, w * (1.0 - f), minlength=n) + np.bincount(i0 + 1, w * f, minlength=n)
-        return out[:n].reshape(rows, self.size)
+        i0 = i0.ravel()
+        out = np.bincount(i0, lower.ravel(), minlength=n)
+        out[1:] += np.bincount(i0, f.ravel(), minlength=n)[:-1]  # the upper cells, i0 + 1
+        return out.reshape(rows, self.size)
 
     def matrix(self, s: _Sample) -> np.ndarray:
         """``erf(e / (sd sqrt 2))``: ``P(|X| <= e)`` per edge (rows) and grid normal."""
@@ -254,9 +263,11 @@ def _best_q(p0: np.ndarray, p1: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The mixture weight ``q`` maximising ``sum_b n_b log((1 - q) p0 + q p1)``.
 
     ``p0``, ``p1``: ``(rows, lags, bins)``; ``counts``: ``(lags, bins)``. The function is
-    concave in ``q`` on ``[0, 0.95]``: the ends where its slope says so, otherwise
-    Newton steps from 0 inside a bracket of the root of the slope (bisection when a
-    step leaves it), to 1e-7.
+    concave in ``q`` on ``[0, 0.95]``: the ends where its slope says so; otherwise the
+    slope on a grid of ``q`` (:data:`_Q_GRID`, log-spaced near 0, where bins the model
+    without steps leaves empty make the slope ``~ n / q``) brackets its root, and Newton
+    steps inside the bracket (bisection when a step leaves it) converge to ``q`` to
+    1e-12, so that ``q`` does not depend on how the rows are batched.
     """
     shape = p0.shape[:2]
     nb = p0.shape[2]
@@ -268,21 +279,32 @@ def _best_q(p0: np.ndarray, p1: np.ndarray, counts: np.ndarray) -> np.ndarray:
     g1, _ = _q_slope(p0, diff, cnt, np.full_like(q, _Q_MAX))
     q[g1 >= 0] = _Q_MAX
     act = np.flatnonzero((g0 > 0) & (g1 < 0))
-    if act.size:
-        pa, da, ca = p0[act], diff[act], cnt[act]
-        lo, hi = np.zeros(act.size), np.full(act.size, _Q_MAX)
-        qa = np.clip(g0[act] / h0[act], 1e-9, _Q_MAX - 1e-9)  # one Newton step from 0
-        for _ in range(40):
-            g, hess = _q_slope(pa, da, ca, qa)
-            lo = np.where(g > 0, qa, lo)
-            hi = np.where(g > 0, hi, qa)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                new = qa + g / hess
-            new = np.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))
-            done = np.abs(new - qa).max() < 1e-7
-            qa = new
-            if done:
+    if not act.size:
+        return q.reshape(shape)
+    pa, da, ca = p0[act], diff[act], cnt[act]
+    den = np.maximum(pa[:, None, :] + _Q_GRID[None, :, None] * da[:, None, :], 1e-150)
+    j = (np.einsum("rgb,rb->rg", 1.0 / den, da * ca) > 0).sum(axis=1)  # the slope decreases
+    edges = np.concatenate([[0.0], _Q_GRID, [_Q_MAX]])
+    lo, hi = edges[j], edges[j + 1]
+    qa = np.where(j == 0, np.clip(g0[act] / h0[act], 1e-12, _Q_GRID[0]), 0.5 * (lo + hi))
+    for _ in range(100):  # rows leave the iteration as they converge
+        g, hess = _q_slope(pa, da, ca, qa)
+        up = g > 0
+        lo = np.where(up, qa, lo)
+        hi = np.where(up, hi, qa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = qa + g / hess
+        new = np.where((new >= lo) & (new <= hi), new, 0.5 * (lo + hi))
+        done = np.abs(new - qa) < _Q_TOL
+        qa = new
+        if done.any():
+            q[act[done]] = qa[done]
+            keep = ~done
+            if not keep.any():
                 break
+            act, pa, da, ca = act[keep], pa[keep], da[keep], ca[keep]
+            qa, lo, hi = qa[keep], lo[keep], hi[keep]
+    else:
         q[act] = qa
     return q.reshape(shape)
 
@@ -314,53 +336,87 @@ class _RegionLik:
         wg = self.grid.assign(self.log_s2(a) + a * x, w)[0]
         return float(np.log(_probs(self.kh @ wg)) @ self.h.counts)
 
-    def weights(self, a: float, t: np.ndarray) -> np.ndarray:
-        """``(len(t), grid)`` scale-mixture weights of the increments for ``rho = 1 - e^t``."""
+    def _log_var(self, a: float, t: np.ndarray) -> np.ndarray:
+        """``(len(t), nodes_s, nodes_d)`` log-variances of the increments' scale mixture."""
         rho = 1.0 - np.exp(t)
         c = a / _SQRT2
-        dn, dw = _D_NODES
-        xs, ws = _H_S
+        dn, _ = _D_NODES
+        xs, _ = _H_S
         with np.errstate(divide="ignore"):
             tt = np.log(2.0 * (np.cosh(c * dn)[None, :] - rho[:, None]))
-        lv = self.log_s2(a) + tt[:, None, :] + (c * xs)[None, :, None]
-        return self.grid.assign(lv, (ws[:, None] * dw[None, :])[None], rows=t.size)
+        return self.log_s2(a) + tt[:, None, :] + (c * xs)[None, :, None]
 
-    def lags_ll(self, a: float, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, lags)`` log-likelihoods and crossing fractions for each ``t``."""
+    def weights(self, a_values: list[float], ts: list[np.ndarray]) -> np.ndarray:
+        """``(rows, grid)`` scale-mixture weights of the increments for ``rho = 1 - e^t``.
+
+        One block of rows per value of ``a`` (``ts[j]`` the ``t`` of ``a_values[j]``).
+        """
+        lv = np.concatenate([self._log_var(a, t) for a, t in zip(a_values, ts)])
+        _, dw = _D_NODES
+        _, ws = _H_S
+        return self.grid.assign(lv, (ws[:, None] * dw[None, :])[None], rows=lv.shape[0])
+
+    def _tau(self, a: float, t: np.ndarray) -> np.ndarray:
+        """Standard deviation times sqrt 2 of the GSG increments, for each ``t``."""
+        rho = 1.0 - np.exp(t)
+        ew = np.maximum(2.0 * _e(1.0, a) - 2.0 * rho * _e(0.5, a) ** 2, 1e-300)
+        return np.sqrt(math.exp(self.log_s2(a)) * ew) * _SQRT2
+
+    def lags_ll(self, a_values: list[float], ts: list[np.ndarray], own: bool = False):
+        """``(rows, lags)`` log-likelihoods and crossing fractions, rows as in :meth:`weights`.
+
+        With ``own``, each ``ts[j]`` is ``(m, lags)``: column ``i`` holds values of ``t``
+        for lag ``i`` only, and row ``(j, r)`` of the result holds lag ``i``'s values at
+        ``ts[j][r, i]`` (each lag's histogram meets only its own weights).
+        """
         n_l, n_e = self.edges.shape
-        p0 = _probs((self.weights(a, t) @ self.k.T).reshape(t.size, n_l, n_e))
-        q = np.zeros((t.size, n_l))
+        flat = [np.ravel(t) for t in ts]
+        rows = sum(t.size for t in flat)
+        cdf = (self.weights(a_values, flat) @ self.k.T).reshape(rows, n_l, n_e)
+        if own:  # (the whole product: the same numbers as without ``own``)
+            rows //= n_l
+            diag = np.arange(n_l)
+            cdf = cdf.reshape(rows, n_l, n_l, n_e)[:, diag, diag]
+        p0 = _probs(cdf)
+        q = np.zeros((rows, n_l))
         if math.isfinite(self.step):
-            rho = 1.0 - np.exp(t)
-            ew = np.maximum(2.0 * _e(1.0, a) - 2.0 * rho * _e(0.5, a) ** 2, 1e-300)
-            tau = (np.sqrt(math.exp(self.log_s2(a)) * ew) * _SQRT2)[:, None, None]
+            tau = np.concatenate([self._tau(a, t) for a, t in zip(a_values, flat)])
+            tau = tau.reshape(rows, n_l if own else 1, 1)
             e = self.edges[None]
             p1 = _probs(0.5 * (erf((e - self.step) / tau) + erf((e + self.step) / tau)))
             q = _best_q(p0, p1, self.counts)
             p0 = (1.0 - q[..., None]) * p0 + q[..., None] * p1
         return np.einsum("jlb,lb->jl", np.log(p0), self.counts), q
 
-    def profile(self, a: float) -> tuple[float, np.ndarray]:
-        """The log-likelihood maximised over ``rho`` (and ``q``) of each lag; each lag's ``t``.
+    def profile(self, a_values) -> list[tuple[float, np.ndarray]]:
+        """Per ``a``: the log-likelihood maximised over ``rho`` (and ``q``) of each lag, and
+        each lag's ``t``, all values of ``a`` evaluated together.
 
         ``t = log(1 - rho)`` runs over :data:`_T_COARSE`; a parabola through the best
         three points, then through ``t +- 0.2`` around it, gives each lag's maximum.
         """
-        total = self.heights(a)
-        n_l = len(self.keys)
+        a_values = [float(a) for a in a_values]
+        totals = [self.heights(a) for a in a_values]
+        n_l, n_t = len(self.keys), _T_COARSE.size
         if n_l == 0:
-            return total, np.empty(0)
-        ll, _ = self.lags_ll(a, _T_COARSE)
-        first = [_parabola(_T_COARSE, ll[:, i])[0] for i in range(n_l)]
+            return [(total, np.empty(0)) for total in totals]
+        ll, _ = self.lags_ll(a_values, [_T_COARSE] * len(a_values))
         top = _T_COARSE[-1] - _T_FINE[-1]  # keep the fine points inside the grid
-        fine = np.concatenate([min(f, top) + _T_FINE for f in first])
-        llf, _ = self.lags_ll(a, fine)
-        best = np.empty(n_l)
-        for i in range(n_l):
-            sl = slice(3 * i, 3 * i + 3)
-            best[i], ll_hat = _parabola(fine[sl], llf[sl, i])
-            total += ll_hat
-        return total, best
+        fines = []  # (3, lags) per a
+        for j in range(len(a_values)):
+            block = ll[j * n_t : (j + 1) * n_t]
+            first = np.array([_parabola(_T_COARSE, block[:, i])[0] for i in range(n_l)])
+            fines.append(np.minimum(first, top)[None, :] + _T_FINE[:, None])
+        llf, _ = self.lags_ll(a_values, fines, own=True)
+        out = []
+        for j, (total, fine) in enumerate(zip(totals, fines)):
+            block = llf[3 * j : 3 * j + 3]
+            best = np.empty(n_l)
+            for i in range(n_l):
+                best[i], ll_hat = _parabola(fine[:, i], block[:, i])
+                total += ll_hat
+            out.append((total, best))
+        return out
 
 
 def _parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -376,13 +432,14 @@ def _parabola(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(x[j] + off * (x[j + 1] - x[j])), y1 - 0.125 * (y0 - y2) ** 2 / curv
 
 
-def _maximise(f: Callable[[float], float], grid: np.ndarray) -> float:
+def _maximise(f: Callable[[float], float], grid: np.ndarray, f_grid=None) -> float:
     """The ``x`` maximising ``f`` on ``[grid[0], grid[-1]]``: the grid, then Brent's method.
 
     Brent's bounded search (to 0.02) runs between the neighbours of the best grid point;
-    its result is kept only if it beats that point.
+    its result is kept only if it beats that point. ``f_grid`` (optional) evaluates ``f``
+    on the whole grid at once.
     """
-    ys = [f(float(x)) for x in grid]
+    ys = list(f_grid(grid)) if f_grid is not None else [f(float(x)) for x in grid]
     i = int(np.argmax(ys))
     lo, hi = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, grid.size - 1)])
     res = minimize_scalar(lambda x: -f(x), bounds=(lo, hi), method="bounded",
@@ -395,13 +452,24 @@ def _ml_fit(
 ) -> tuple[float, dict[int, float], dict[int, float], float]:
     """``a``, ``rho`` and ``q`` by lag, and the log-likelihood, by maximum likelihood."""
     lik = _RegionLik(h, lags, step_height)
-    a = _maximise(lambda v: lik.profile(v)[0], _A_SEARCH)
-    total, best_t = lik.profile(a)
+    seen: dict[float, tuple[float, np.ndarray]] = {}  # profiles by a
+
+    def grid_profiles(grid: np.ndarray) -> list[float]:
+        seen.update(zip((float(v) for v in grid), lik.profile(grid)))
+        return [seen[float(v)][0] for v in grid]
+
+    def profile(v: float) -> float:
+        if float(v) not in seen:
+            seen[float(v)] = lik.profile([v])[0]
+        return seen[float(v)][0]
+
+    a = _maximise(profile, _A_SEARCH, grid_profiles)
+    total, best_t = seen[a] if a in seen else lik.profile([a])[0]
     rho, q = {}, {}
     if lik.keys:
-        _, qs = lik.lags_ll(a, best_t)
+        _, qs = lik.lags_ll([a], [best_t[None, :]], own=True)
         for i, s in enumerate(lik.keys):
-            rho[s], q[s] = 1.0 - math.exp(best_t[i]), float(qs[i, i])
+            rho[s], q[s] = 1.0 - math.exp(best_t[i]), float(qs[0, i])
     return a, rho, q, total
 
 

@@ -73,7 +73,8 @@ def _tabulated_cdf(w, m, s, lo: float, hi: float) -> Callable | None:
     for mu in np.unique(cm):
         at = cm == mu
         part = float(cw[at].sum())  # _scale_mixture_cdf normalises its weights to 1
-        values += (part / total) * _scale_mixture_cdf(grid - mu, cw[at] / part, cs[at])
+        cdf_mu = _scale_mixture_cdf(grid - mu, cw[at] / part, cs[at], sorted_x=True)
+        values += (part / total) * cdf_mu
     np.clip(values, 0.0, 1.0, out=values)
 
     def cdf(x):
