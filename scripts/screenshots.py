@@ -6,9 +6,9 @@ Run under a virtual display (napari's canvas needs OpenGL)::
 
 It opens napari, loads the sample movie (``data.load_sample()``), and docks each widget
 in a realistic state: Clean with the preview, Labels with a few brush strokes, Train
-after a short training, Segment with the masks over the movie, Statistics (both tabs)
-and the one-click run. Each is saved as ``docs/images/widget-<name>.png``. The viewer
-shows what the plugin sets up: the time axis in seconds, the scale bar in nm, the
+after a short training, Segment with the masks over the movie, Statistics (both tabs),
+the one-click run and its kinetics. Each is saved as ``docs/images/widget-<name>.png``.
+The viewer shows what the plugin sets up: the time axis in seconds, the scale bar in nm, the
 colorbar "height (nm)", and plots in napari's (dark) theme.
 """
 
@@ -234,6 +234,18 @@ def main(argv=None) -> int:
     wait_for(lambda: not oneclick.runner.busy, what="one-click run")
     raw.visible = False
     shots.save("oneclick")
+
+    # 7. Kinetics of that run (docked by the one-click widget): the rate map of a frame
+    #    pair, the pit tracks and one pit's area and depth against time
+    kinetics = shots.show("Kinetics")
+    if kinetics.result is not None and kinetics.result.tracks.tracks:
+        rates = kinetics.layers.get("rates")
+        if rates is not None:
+            rates.visible = True
+        longest = max(kinetics.result.tracks.tracks, key=lambda t: t["n_frames"])
+        kinetics.table.select_track(int(longest["track_id"]))
+        viewer.dims.set_current_step(0, 5)
+        shots.save("kinetics")
 
     viewer.close()
     return 0

@@ -52,6 +52,7 @@ def test_measure_show_select_and_export(viewer_with_movie, qtbot, wait_idle, tmp
     assert tuple(rates.scale) == tuple(image.scale) == tuple(ids.scale) == tuple(tracks.scale)
     lo, hi = rates.contrast_limits
     assert lo == -hi and hi > 0  # diverging, centred on 0
+    assert rates.colorbar.visible and rates.metadata["units"] == "nm/s"
     assert np.isnan(rates.data[0]).all()  # frame t shows the rate from t - 1 to t
     assert widget.table.table.rowCount() == 2
     assert "2 pit tracks" in widget.status.text()

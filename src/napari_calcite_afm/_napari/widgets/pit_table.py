@@ -4,7 +4,8 @@
 
 - ``<name> dissolution rate``: an image layer of the local dissolution rate (nm/s) with
   a diverging colormap centred on 0 (red: material removed, blue: deposited) and its
-  colorbar; frame ``t`` shows the rate from frame ``t - 1`` to ``t`` (frame 0 is empty);
+  colorbar (top left, shown with the layer); frame ``t`` shows the rate from frame
+  ``t - 1`` to ``t`` (frame 0 is empty);
 - ``<name> pit ids``: a Labels layer of the track id of every pit pixel (the highlight of
   the selected pit);
 - ``<name> pit tracks``: a Tracks layer of the pit centroids, merges and splits drawn as
@@ -176,6 +177,9 @@ def show_kinetics(viewer, result, name: str, like=None) -> dict:
         kw["metadata"].update(meta)
         layers["rates"] = add_or_update_layer(viewer, stack, kw, "image")
         layers["rates"].visible = False  # on demand: the heights stay in view
+        # its own colorbar (nm/s, centred on 0), top left: the heights' stays top right
+        layers["rates"].colorbar.position = "top_left"
+        layers["rates"].colorbar.visible = True
     ids = np.asarray(result.tracks.components, dtype=np.int32)
     ikw = labels_layer_kwargs(ids, px, f"{name} pit ids", meta, like=_time_like(like, ids))
     ikw.pop("colormap", None)  # random colours: one per track
