@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import TrainError
 from .config import TrainConfig
-from .model import SegmentationModel, load_model
+from .model import SegmentationModel
 from .networks import UNet
 
 __all__ = [
@@ -71,14 +71,11 @@ def initial_model(init: SegmentationModel | str | os.PathLike | None) -> Segment
     >>> initial_model("default3").n_classes, initial_model(None)
     (3, None)
     """
-    if init is None or isinstance(init, SegmentationModel):
-        return init
-    name = str(init)
-    if name in INIT_NAMES:
-        from .shipped import load_default_model
+    if init is None:
+        return None
+    from .shipped import resolve_model  # "default", "default3", a file or a model
 
-        return load_default_model(INIT_NAMES[name])
-    return load_model(name)
+    return resolve_model(init if isinstance(init, SegmentationModel) else str(init))
 
 
 def _describe(init, model: SegmentationModel) -> str:
