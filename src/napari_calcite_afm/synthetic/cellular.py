@@ -33,6 +33,7 @@ from ..errors import CalciteAFMError
 from ..labels import LABEL_TERRACE
 from .cellular_params import _CELLULAR_FIELDS, CellularParams, _draw_cellular
 from .crystal import STEP_HEIGHT_NM
+from .fields import _map_seeds, _stack_frames
 from .generators import SyntheticSeries
 from .lattice import _advance, _Automaton, _build_lattice
 from .lattice_render import _cellular_labels, _sample
@@ -343,17 +344,10 @@ def make_cellular_frames(
     >>> raw.shape == labels.shape == (2, 32, 32)
     True
     """
-    seeds = list(range(int(seed0), int(seed0) + int(n)))
-    if jobs > 1 and len(seeds) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(int(jobs)) as pool:
-            out = list(pool.map(_frame_worker, [size] * len(seeds), seeds, [options] * len(seeds)))
-    else:
-        out = [_frame_worker(size, s, options) for s in seeds]
-    shape = (len(out), size, size)
-    raw = np.stack([o[0] for o in out]) if out else np.zeros(shape, np.float32)
-    labels = np.stack([o[1] for o in out]) if out else np.zeros(shape, np.uint8)
+    seeds = range(int(seed0), int(seed0) + int(n))
+    out = _map_seeds(_frame_worker, seeds, jobs, size, options)
+    raw = _stack_frames(out, size, 0, np.float32)
+    labels = _stack_frames(out, size, 1, np.uint8)
     if return_pixel_size:
         return raw, labels, np.array([o[2] for o in out], dtype=np.float64)
     return raw, labels

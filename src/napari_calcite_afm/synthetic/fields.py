@@ -85,3 +85,23 @@ def _sample_shifted(canvas: np.ndarray, pad: int, shift: tuple[float, float], si
     c = canvas[i0 + 1 : i0 + 1 + size, j0 : j0 + size]
     d = canvas[i0 + 1 : i0 + 1 + size, j0 + 1 : j0 + 1 + size]
     return (a * (1 - wc) + b * wc) * (1 - wr) + (c * (1 - wc) + d * wc) * wr
+
+
+def _map_seeds(worker, seeds, jobs: int, size: int, *rest) -> list:
+    """``worker(size, seed, *rest)`` for each seed, in ``jobs`` processes when more than
+    one (each frame depends on its seed alone, so the results do not depend on ``jobs``)."""
+    seeds = list(seeds)
+    if jobs > 1 and len(seeds) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        columns = [[size] * len(seeds), seeds, *([r] * len(seeds) for r in rest)]
+        with ProcessPoolExecutor(int(jobs)) as pool:
+            return list(pool.map(worker, *columns, chunksize=4))
+    return [worker(size, s, *rest) for s in seeds]
+
+
+def _stack_frames(out: list, size: int, index: int, dtype) -> np.ndarray:
+    """Item ``index`` of every worker result, stacked (an empty stack for no frames)."""
+    if not out:
+        return np.zeros((0, size, size), dtype)
+    return np.stack([o[index] for o in out])

@@ -26,7 +26,7 @@ from .artifacts import (
     add_artifacts,
 )
 from .crystal import STEP_HEIGHT_NM
-from .fields import _smooth_noise, _spawn
+from .fields import _map_seeds, _smooth_noise, _spawn, _stack_frames
 from .params import _SERIES_FIELDS, STANDARD_PIXEL_SIZE_NM, SeriesParams
 from .pits import _mono_arrival
 from .render import _MARGIN, _render
@@ -510,28 +510,12 @@ def make_frames(
     if variety not in VARIETIES:
         raise CalciteAFMError(f"variety must be one of {', '.join(VARIETIES)}, got {variety!r}")
     seeds = range(int(seed0), int(seed0) + int(n))
-    if jobs > 1 and n > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(int(jobs)) as pool:
-            pairs = list(
-                pool.map(
-                    _raw_and_labels,
-                    [size] * len(seeds),
-                    seeds,
-                    [return_hidden] * len(seeds),
-                    [variety] * len(seeds),
-                    chunksize=4,
-                )
-            )
-    else:
-        pairs = [_raw_and_labels(size, s, return_hidden, variety) for s in seeds]
-    shape = (len(pairs), size, size)
-    raw = np.stack([p[0] for p in pairs]) if pairs else np.zeros(shape, np.float32)
-    labels = np.stack([p[1] for p in pairs]) if pairs else np.zeros(shape, np.uint8)
+    pairs = _map_seeds(_raw_and_labels, seeds, jobs, size, return_hidden, variety)
+    raw = _stack_frames(pairs, size, 0, np.float32)
+    labels = _stack_frames(pairs, size, 1, np.uint8)
     out = (raw, labels)
     if return_hidden:
-        out += (np.stack([p[2] for p in pairs]) if pairs else np.zeros(shape, bool),)
+        out += (_stack_frames(pairs, size, 2, bool),)
     if return_pixel_size:
         px = [p[-1] if variety != "standard" else float(STANDARD_PIXEL_SIZE_NM) for p in pairs]
         out += (np.array(px, dtype=np.float64),)
