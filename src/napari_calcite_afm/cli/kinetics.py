@@ -75,7 +75,7 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
     from ..io import read_labels, read_stack
     from ..kinetics import analyse_kinetics, write_kinetics
     from ..level import level_stack
-    from ..outputs import check_output_folder
+    from ..outputs import check_output_folder, write_json
 
     _check_paths([("INPUT", args.input), ("--labels", args.labels)], folders=[("--out", args.out)])
     check_output_folder(args.out, KINETICS_FOLDER_FILES, figures=None, what="the kinetics folder")
@@ -100,8 +100,7 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
     with atomic_directory(folder, what="the kinetics folder") as tmp:
         files = write_kinetics(result, tmp, figures=not args.no_figures)
         summary = {"input": str(args.input), "labels": str(args.labels), **result.summary()}
-        with open(os.path.join(tmp, "kinetics.json"), "w") as fh:
-            json.dump(json_safe(summary), fh, indent=2)
+        write_json(tmp / "kinetics.json", summary)
     print(f"wrote {args.out}: " + ", ".join(sorted([*files, "kinetics.json"])))
     print(json.dumps(json_safe({k: summary[k] for k in ("time_unit", "mean", "frame_pairs")})))
     return 0

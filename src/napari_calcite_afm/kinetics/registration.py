@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._util import atomic_write
 from ..level import Registration
 from .rates import KineticsError
+from .track_table import _write_csv
 
 __all__ = ["DRIFT_COLUMNS", "read_drift_csv", "write_drift_csv"]
 
@@ -57,13 +57,16 @@ def write_drift_csv(path: str | Path, registration: Registration) -> Path:
     """
     shifts = np.asarray(registration.shifts, dtype=np.float64)
     conf = np.asarray(registration.confidence, dtype=np.float64)
-    path = Path(path)
-    with atomic_write(path, "w", what="the drift table", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(DRIFT_COLUMNS)
-        for i, (dy, dx) in enumerate(shifts):
-            writer.writerow([i, round(float(dy), 3), round(float(dx), 3), round(float(conf[i]), 3)])
-    return path
+    rows = [
+        {
+            "frame": i,
+            "shift_y_px": round(float(dy), 3),
+            "shift_x_px": round(float(dx), 3),
+            "confidence": round(float(conf[i]), 3),
+        }
+        for i, (dy, dx) in enumerate(shifts)
+    ]
+    return _write_csv(path, rows, DRIFT_COLUMNS, "the drift table")
 
 
 def read_drift_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
