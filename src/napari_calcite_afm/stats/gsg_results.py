@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import StatsError
 from .gsg import gsg_height_components, gsg_increment_components
+from .results import _find_lag
 
 #: The estimators: ``"ml"`` (maximum likelihood, the default) and ``"moments"``.
 GSG_METHODS = ("ml", "moments")
@@ -241,10 +242,7 @@ class GSGFit:
 
     def lag(self, lag_px: int) -> GSGLag:
         """The :class:`GSGLag` of lag ``lag_px`` (pixels)."""
-        for ls in self.lags:
-            if ls.lag_px == lag_px:
-                return ls
-        raise StatsError(f"lag {lag_px} px was not fitted (lags: {[s.lag_px for s in self.lags]})")
+        return _find_lag(self.lags, lag_px)
 
     def height_components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weights, means (nm) and standard deviations (nm) of ``f_GSG``."""

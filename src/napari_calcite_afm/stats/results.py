@@ -340,10 +340,7 @@ class FrameFit:
 
     def lag(self, lag_px: int) -> LagStats:
         """The :class:`LagStats` of lag ``lag_px`` (pixels)."""
-        for ls in self.lags:
-            if ls.lag_px == lag_px:
-                return ls
-        raise StatsError(f"lag {lag_px} px was not fitted (lags: {[s.lag_px for s in self.lags]})")
+        return _find_lag(self.lags, lag_px)
 
     def height_components(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weights, means (nm) and standard deviations (nm) of the height model ``f``."""
@@ -455,6 +452,14 @@ class FrameFit:
         if include_histograms and self.height_hist is not None:
             out["height_hist"] = self.height_hist.to_dict()
         return out
+
+
+def _find_lag(lags: list, lag_px: int):
+    """The item of ``lags`` (objects with ``lag_px``) fitted at ``lag_px``, pixels."""
+    for ls in lags:
+        if ls.lag_px == lag_px:
+            return ls
+    raise StatsError(f"lag {lag_px} px was not fitted (lags: {[s.lag_px for s in lags]})")
 
 
 def row_columns(n_classes: int = 2, increment_model: str = "gaussian") -> list[str]:
