@@ -10,8 +10,9 @@ with ``--n-classes 3``, ``default3.pt`` (monolayer pits as a third class).
 (:func:`napari_calcite_afm.synthetic.make_training_frames`): ``standard`` (the default,
 as above), ``wide`` (the same generator with every setting drawn from wide ranges, pixel
 sizes 2-20 nm), ``cellular`` (a lattice simulation of step retreat, built another way) or
-``mix`` (wide and cellular frames alternating), so that the shipped models meet surfaces
-unlike one generator's; the validation frames come from the same generator.
+``mix`` (wide and cellular frames alternating) or ``all`` (standard, wide and cellular in
+turn: the shipped models), so that the shipped models meet surfaces unlike one
+generator's; the validation frames come from the same generator.
 
 Synthetic seeds: training frames ``7_000_000 + i``, validation frames ``7_500_000 + i``.
 The tests use seeds 0-99 and 424242 and the benchmark 9_000_000 + i / 9_100_000 + i, so
@@ -25,7 +26,7 @@ and bfloat16 steps became the defaults, hence ``--decoder concat --precision flo
         --iterations 3200 --batch-size 32                       # default.pt (one line)
     python scripts/train_default_model.py --decoder concat --precision float32
         --n-classes 3 --iterations 1600 --batch-size 32         # default3.pt (one line)
-    python scripts/train_default_model.py --generator mix ...   # on wide + cellular frames
+    python scripts/train_default_model.py --generator all ...   # standard + wide + cellular
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def main(argv=None) -> int:
         "--generator",
         choices=TRAINING_GENERATORS,
         default="standard",
-        help="training and validation frames: standard (default), wide, cellular, or mix "
-        "(wide and cellular alternating)",
+        help="training and validation frames: standard (default), wide, cellular, mix "
+        "(wide and cellular alternating) or all (standard, wide, cellular in turn)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")

@@ -23,12 +23,13 @@ CORE = [
     "labels",
     "pipeline",
     "outputs",
+    "summary",
     "plotting",
     "colormap",
     "surface",
 ]
 #: Functions whose example would need a whole movie run: their tests show their use.
-WITHOUT_EXAMPLE = {"outputs.run_summary"}
+WITHOUT_EXAMPLE = {"summary.run_summary"}
 
 
 def _public_functions():

@@ -294,3 +294,24 @@ def test_run_pipeline_warns_once_when_the_model_is_out_of_its_depth(series, tmp_
     assert s["frames_above_uncertainty_threshold"] == [0, 1, 2]
     assert "mean frame uncertainty" in s["out_of_depth_reasons"][0]
     assert any("unsure about the movie" in w for w in s["warnings"])
+
+
+def test_run_pipeline_warns_when_the_channel_is_not_heights(series):
+    from napari_calcite_afm.io import AFMStack
+
+    stack = AFMStack(
+        heights=series.raw[:2],
+        pixel_size_nm=11.7,
+        source="scan.spm",
+        channel="Amplitude",
+        metadata={"z_unit": "unknown"},
+    )
+    cfg = PipelineConfig(lags=(1,), figures="none", em=False, kinetics=False, register=False)
+    with pytest.warns(UserWarning, match="unknown unit, not heights") as record:
+        res = run_pipeline(stack, config=cfg)
+    assert len([w for w in record if "not heights" in str(w.message)]) == 1
+    assert res.summary["channel"] == "Amplitude"
+    assert any("channel 'Amplitude' of 'scan.spm'" in w for w in res.summary["warnings"])
+    # heights in nm (the generator's arrays): nothing is said
+    plain = run_pipeline(series.raw[:2], pixel_size_nm=11.7, config=cfg)
+    assert not any("not heights" in w for w in plain.summary["warnings"])

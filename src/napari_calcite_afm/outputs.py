@@ -1,5 +1,7 @@
 """The files of a segment-and-fit run: results table (CSV), figures (PNG), summary (JSON).
 
+The summary's content is :func:`napari_calcite_afm.summary.run_summary`.
+
 :func:`write_outputs` writes everything a :class:`~napari_calcite_afm.pipeline.PipelineResult`
 holds into one folder; the other functions write one kind of file each and are used on
 their own by ``calcite-afm fit``, the demo and the napari Statistics widget. Every file
@@ -30,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
 from ._util import atomic_directory, atomic_write, json_safe
 from .errors import AFMFileError
 from .stats import FrameFit, row_columns
@@ -42,7 +43,6 @@ __all__ = [
     "RUN_OUTPUT_FILES",
     "TABLE_COLUMNS",
     "check_output_folder",
-    "run_summary",
     "table_columns",
     "write_figures",
     "write_json",
@@ -96,8 +96,6 @@ _KINETIC_KEYS = {
     "tracks.csv": "tracks",
 }
 
-#: GSG columns averaged in the summary of a run fitted with the GSG model.
-_GSG_MEANS = ("gsg_alpha_A", "gsg_alpha_B", "ks_height_gsg", "ks_increment_gsg")
 
 _FIGURE = re.compile(r"fit_frame\d+\.png|parameters_vs_time\.png|kinetics\.png|rates_frames\.png")
 _OUR_TEMPORARY = re.compile(r"\..+\.(tmp|old)")  # atomic_write / atomic_directory's names
@@ -262,79 +260,6 @@ def write_json(path: str | Path, data: dict) -> Path:
     with atomic_write(path, "w", what="the JSON file") as fh:
         fh.write(json.dumps(json_safe(data), indent=2))
     return path
-
-
-def _nanmean(rows: list[dict], key: str) -> float:
-    v = np.array([float(r.get(key, np.nan)) for r in rows], dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else math.nan
-
-
-def run_summary(stack, model, settings, config, table, n_classes, shifts, valid, timings) -> dict:
-    """The JSON summary of a run (``summary.json``), as a dict.
-
-    Parameters
-    ----------
-    stack : napari_calcite_afm.io.AFMStack
-        The stack that was read (source, format, shape, pixel size in nm).
-    model : napari_calcite_afm.model.SegmentationModel
-        The segmentation model used.
-    settings : napari_calcite_afm.level.LevelSettings
-        The levelling applied.
-    config : napari_calcite_afm.pipeline.PipelineConfig
-        The run's settings.
-    table : list of dict
-        The results table; the means are taken over the rows of the first lag.
-    n_classes : int
-        Segmentation classes.
-    shifts : numpy.ndarray or None
-        ``(frames, 2)`` drift corrections, pixels (rounded to 0.001 px).
-    valid : tuple of slice or None
-        The region valid in every registered frame (rows, cols), pixels.
-    timings : dict
-        Seconds per stage (rounded to 1 ms).
-
-    Returns
-    -------
-    dict
-        Keys ``package_version, source, format, shape, pixel_size_nm, n_classes, model
-        (with ``training_pixel_size_nm``), levelling, config, drift_shifts_px,
-        valid_region, timings_s, means, warnings`` (each a sentence; the model's pixel
-        size against the movie's, see
-        :func:`~napari_calcite_afm.segmentation.scale.pixel_size_warning`).
-    """
-    from .segmentation.scale import model_pixel_size, movie_words, pixel_size_warning
-
-    first_lag = [r for r in table if r["lag_px"] == config.lags[0]] if config.lags else table
-    return {
-        "package_version": __version__,
-        "source": str(stack.source) if stack.source else None,
-        "format": stack.format,
-        "shape": list(stack.heights.shape),
-        "pixel_size_nm": float(stack.pixel_size_nm),
-        "n_classes": n_classes,
-        "model": {
-            "source": model.source or "in memory",
-            "architecture": model.metadata()["architecture"],
-            "normalisation": model.metadata()["normalisation"],
-            "training_pixel_size_nm": model_pixel_size(model)[0],
-        },
-        "levelling": settings.to_dict(),
-        "config": config.to_dict(),
-        "drift_shifts_px": None if shifts is None else np.round(shifts, 3).tolist(),
-        "valid_region": None if valid is None else [[s.start, s.stop] for s in valid],
-        "warnings": [
-            w
-            for w in [pixel_size_warning(model, stack.pixel_size_nm, movie_words(stack.source))]
-            if w
-        ],
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "means": {
-            key: _nanmean(first_lag, key)
-            for key in (*TABLE_COLUMNS[4:], "em_ks_height")
-            + (_GSG_MEANS if _increment_model(table) == "gsg" else ())
-        },
-    }
 
 
 # --------------------------------------------------------------------------- CSV

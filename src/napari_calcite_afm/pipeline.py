@@ -42,7 +42,6 @@ from .level import LevelSettings, level_stack, register_stack
 from .outputs import (
     TABLE_COLUMNS,
     check_output_folder,
-    run_summary,
     table_columns,
     write_figures,
     write_outputs,
@@ -50,9 +49,10 @@ from .outputs import (
 )
 from .outputs import write_json as _write_json  # noqa: F401  (the old private name)
 from .segmentation.depth import assess_depth, frame_uncertainty
-from .segmentation.scale import movie_words, pixel_size_warning
+from .segmentation.scale import height_unit_warning, movie_words, pixel_size_warning
 from .segmentation.shipped import resolve_model
 from .stats import FrameFit, fit_frame
+from .summary import run_summary
 from .surface import mean_retreat_nm, pit_measures
 
 __all__ = [
@@ -372,9 +372,13 @@ def _read_stage(source, model, config: PipelineConfig, pixel_size_nm, channel):
         else seg_model.level_settings
     )
     same_levelling = settings.to_dict() == seg_model.level_settings.to_dict()
-    scale_warning = pixel_size_warning(seg_model, stack.pixel_size_nm, movie_words(stack.source))
-    if scale_warning:
-        warnings.warn(scale_warning, UserWarning, stacklevel=3)
+    what = movie_words(stack.source)
+    for text in (
+        height_unit_warning(stack.metadata.get("z_unit"), stack.channel, what),
+        pixel_size_warning(seg_model, stack.pixel_size_nm, what),
+    ):
+        if text:
+            warnings.warn(text, UserWarning, stacklevel=3)
     return stack, seg_model, settings, same_levelling
 
 

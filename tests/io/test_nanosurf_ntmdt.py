@@ -123,6 +123,17 @@ def test_mdt_channel_and_pixel_size_match_the_calibration(real, gwyddion):
     assert stack.metadata["xreal_m"] == pytest.approx(sx * 1e-6 * 255)
 
 
+def test_run_on_the_mdt_tip_current_warns_that_it_is_not_heights(real, gwyddion):
+    from napari_calcite_afm.pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(lags=(1,), figures="none", em=False, kinetics=False)
+    with pytest.warns(UserWarning, match="holds values in A, not heights in nm") as record:
+        res = run_pipeline(real(MDT), config=cfg)
+    text = [str(w.message) for w in record if "not heights" in str(w.message)]
+    assert len(text) == 1 and "'1F:Iprobe (2)' of 'scifi_test_mdt.mdt'" in text[0]
+    assert res.summary["channel"] == "1F:Iprobe (2)" and text[0] in res.summary["warnings"]
+
+
 def test_mdt_keeps_gwyddions_pixel_size_where_the_frame_cannot_be_read(
     real, gwyddion, monkeypatch, tmp_path
 ):

@@ -8,6 +8,7 @@ import pytest
 
 from napari_calcite_afm.segmentation.scale import (
     SHIPPED_PIXEL_SIZE_NM,
+    height_unit_warning,
     model_pixel_size,
     pixel_size_warning,
 )
@@ -71,3 +72,24 @@ def test_a_broken_range_record_falls_back_to_the_single_size():
         )
         assert model_pixel_size_range(model) == (11.7, 11.7)
         assert pixel_size_warning(model, 5.0) is not None  # more than twice finer than 11.7
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        ("nm", None),
+        (None, None),
+        ("", None),
+        ("A", "holds values in A, not heights in nm"),
+        ("deg", "holds values in deg"),
+        ("unknown", "holds values of an unknown unit"),
+    ],
+)
+def test_height_unit_warning_names_the_channel_and_the_unit(unit, expected):
+    text = height_unit_warning(unit, "Phase", "'scan.ibw'")
+    if expected is None:
+        assert text is None
+    else:
+        assert expected in text and text.startswith("channel 'Phase' of 'scan.ibw'")
+        assert "--channel" in text  # what to do
+    assert height_unit_warning("V", None, "the movie").startswith("the movie holds")

@@ -160,6 +160,14 @@ def test_training_frames_by_generator_name():
     # even positions: wide frames with seeds 50, 51; odd: cellular with seed 52
     np.testing.assert_array_equal(raw[0], make_frame(32, seed=50, variety="wide")[0])
     np.testing.assert_array_equal(raw[2], make_frame(32, seed=51, variety="wide")[0])
+    # "all": standard, wide, cellular in turn, each part on its own block of seeds
+    every = make_training_frames("all", 4, 32, seed0=60)
+    np.testing.assert_array_equal(every[0][0], make_frame(32, seed=60)[0])
+    np.testing.assert_array_equal(every[0][3], make_frame(32, seed=61)[0])
+    np.testing.assert_array_equal(every[0][1], make_frame(32, seed=62, variety="wide")[0])
+    cell = make_training_frames("cellular", 1, 32, seed0=63)
+    np.testing.assert_array_equal(every[0][2], cell[0][0])
+    np.testing.assert_array_equal(every[1][2], cell[1][0])
     std = make_training_frames("standard", 2, 32, seed0=50)
     np.testing.assert_array_equal(std[0], make_frames(2, 32, seed0=50)[0])
     with pytest.raises(CalciteAFMError, match="generator"):

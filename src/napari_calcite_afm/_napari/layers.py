@@ -43,6 +43,7 @@ __all__ = [
     "label_colormap",
     "labels_layer_kwargs",
     "layer_stack",
+    "layer_unit_warning",
     "napari_colormap",
     "pixel_size_of",
     "source_path_of",
@@ -253,6 +254,28 @@ def source_path_of(layer) -> Path | None:
         if candidate:
             return Path(str(candidate))
     return None
+
+
+def layer_unit_warning(layer) -> str | None:
+    """The warning for a layer whose values are not heights in nm, or None.
+
+    The reader keeps the file's channel and unit in the layer's metadata (``channel``,
+    ``afm_metadata["z_unit"]``); a layer without them (a plain image) is not judged.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> meta = {"channel": "Phase", "afm_metadata": {"z_unit": "deg"}}
+    >>> layer_unit_warning(SimpleNamespace(name="scan", metadata=meta))[:48]
+    "channel 'Phase' of layer 'scan' holds values in "
+    >>> layer_unit_warning(SimpleNamespace(name="scan", metadata={})) is None
+    True
+    """
+    from ..segmentation.scale import height_unit_warning
+
+    meta = getattr(layer, "metadata", None) or {}
+    unit = (meta.get("afm_metadata") or {}).get("z_unit")
+    return height_unit_warning(unit, meta.get("channel"), f"layer {layer.name!r}")
 
 
 def layer_stack(layer) -> np.ndarray:

@@ -312,7 +312,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from ..io import read_stack, write_tiff
     from ..pipeline import resolve_model
     from ..segmentation import assess_depth, predict_stack
-    from ..segmentation.scale import pixel_size_warning
+    from ..segmentation.scale import height_unit_warning, pixel_size_warning
 
     _check_paths(
         [("INPUT", args.input), ("--model", args.model)],
@@ -320,9 +320,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     )
     model = resolve_model(args.model)
     stack = read_stack(args.input, channel=args.channel)
-    scale_warning = pixel_size_warning(model, stack.pixel_size_nm, what="the movie")
-    if scale_warning:
-        warnings.warn(scale_warning, UserWarning, stacklevel=1)
+    for text in (
+        height_unit_warning(stack.metadata.get("z_unit"), stack.channel, "the movie"),
+        pixel_size_warning(model, stack.pixel_size_nm, what="the movie"),
+    ):
+        if text:
+            warnings.warn(text, UserWarning, stacklevel=1)
     unsure = np.full(stack.heights.shape[0], np.nan)  # each frame's mean uncertainty
     labels, probs = predict_stack(
         model,

@@ -9,7 +9,8 @@ frames of several pixel sizes records their range (``info["pixel_size_range_nm"]
 beyond its ends. The one-click pipeline emits the warning as a Python warning and records
 it in the summary JSON, the CLI prints it on one line, and the Segment and one-click
 widgets show it as a napari warning. :func:`record_training_pixel_sizes` writes the
-record into a model after training.
+record into a model after training. :func:`height_unit_warning` says when the channel
+read holds something else than heights in nm (a tip current, a phase).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 __all__ = [
     "SHIPPED_PIXEL_SIZE_NM",
+    "height_unit_warning",
     "model_pixel_size",
     "model_pixel_size_range",
     "movie_words",
@@ -213,3 +215,42 @@ def movie_words(source) -> str:
     ("'hs.tif'", 'the movie')
     """
     return f"{Path(source).name!r}" if source else "the movie"
+
+
+def height_unit_warning(z_unit: str | None, channel: str | None, what: str = "the image"):
+    """The warning for a channel that does not hold heights in nm, or None.
+
+    The segmentation models, the levelling and the height statistics expect heights in
+    nm. A vendor file's other channels (tip current in A, phase in degrees, amplitude or
+    deflection in V) are read as they are and keep their unit in ``metadata["z_unit"]``;
+    segmenting them gives labels without meaning.
+
+    Parameters
+    ----------
+    z_unit : str or None
+        Unit of the values (the reader's ``metadata["z_unit"]``): ``"nm"`` for heights,
+        ``"unknown"`` where the file does not say, None for plain arrays (not judged).
+    channel : str or None
+        Name of the channel that was read.
+    what : str
+        The image, in words (e.g. ``"'scan.mdt'"``).
+
+    Examples
+    --------
+    >>> height_unit_warning("nm", "height") is None, height_unit_warning(None, None) is None
+    (True, True)
+    >>> print(height_unit_warning("A", "Iprobe", "'scan.mdt'"))  # doctest: +NORMALIZE_WHITESPACE
+    channel 'Iprobe' of 'scan.mdt' holds values in A, not heights in nm: the segmentation
+    and the height statistics expect heights. Choose a height channel (--channel, or the
+    channel list of the Clean widget).
+    """
+    unit = None if z_unit is None else str(z_unit).strip()
+    if not unit or unit == "nm":
+        return None
+    name = f"channel {channel!r} of {what}" if channel else what
+    held = "values of an unknown unit" if unit.lower() == "unknown" else f"values in {unit}"
+    return (
+        f"{name} holds {held}, not heights in nm: the segmentation and the height "
+        "statistics expect heights. Choose a height channel (--channel, or the channel list "
+        "of the Clean widget)."
+    )

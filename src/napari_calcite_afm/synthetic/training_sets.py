@@ -2,8 +2,9 @@
 
 ``"standard"`` and ``"wide"`` are the two varieties of :func:`~.generators.make_frames`,
 ``"cellular"`` the lattice generator (:func:`~.cellular.make_cellular_frames`), and
-``"mix"`` alternates wide and cellular frames (even positions wide, odd cellular).
-Every frame has its own seed in ``[seed0, seed0 + n)``.
+``"mix"`` alternates wide and cellular frames (even positions wide, odd cellular), and
+``"all"`` takes the three in turn (standard, wide, cellular). Every frame has its own
+seed in ``[seed0, seed0 + n)``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ __all__ = ["GENERATORS", "TRAINING_GENERATORS", "make_training_frames"]
 
 #: The generators of synthetic movies (``calcite-afm synth --generator``).
 GENERATORS = ("standard", "wide", "cellular")
-#: The generators of training frames: those, and a mix of wide and cellular frames.
-TRAINING_GENERATORS = (*GENERATORS, "mix")
+#: Training sets that interleave generators: frame ``i`` comes from ``parts[i % len(parts)]``.
+MIXES = {"mix": ("wide", "cellular"), "all": ("standard", "wide", "cellular")}
+#: The generators of training frames: those, and the interleaved :data:`MIXES`.
+TRAINING_GENERATORS = (*GENERATORS, *MIXES)
 
 
 def make_training_frames(
@@ -33,9 +36,10 @@ def make_training_frames(
 ) -> tuple[np.ndarray, ...]:
     """``n`` independent training frames of a generator, seeds ``seed0`` to ``seed0 + n - 1``.
 
-    Frame ``i`` has seed ``seed0 + i``, except with ``"mix"``: the ``m = ceil(n / 2)``
-    wide frames (even positions) have seeds ``seed0 .. seed0 + m - 1`` and the cellular
-    ones (odd positions) the next seeds.
+    Frame ``i`` has seed ``seed0 + i``, except with the :data:`MIXES`: frame ``i`` comes
+    from part ``i % k`` of the ``k`` parts, and each part's frames take the next block of
+    seeds in turn (with ``"mix"``: the ``m = ceil(n / 2)`` wide frames, even positions,
+    have seeds ``seed0 .. seed0 + m - 1`` and the cellular ones, odd positions, the next).
 
     Parameters
     ----------
@@ -72,17 +76,18 @@ def make_training_frames(
             f"unknown generator {generator!r}: choose one of {', '.join(TRAINING_GENERATORS)}"
         )
     n = int(n)
-    if generator == "mix":
-        m = (n + 1) // 2
-        parts = [
-            _frames("wide", int(seed0), m, size, jobs),
-            _frames("cellular", int(seed0) + m, n - m, size, jobs),
-        ]
+    if generator in MIXES:
+        parts = MIXES[generator]
         raw = np.empty((n, size, size), np.float32)
         labels = np.empty((n, size, size), np.uint8)
         px = np.empty(n)
-        for start, (r, lab, p) in zip((0, 1), parts):
-            raw[start::2], labels[start::2], px[start::2] = r, lab, p
+        seed = int(seed0)
+        for start, part in enumerate(parts):
+            count = len(range(start, n, len(parts)))
+            if count:
+                step = slice(start, None, len(parts))
+                raw[step], labels[step], px[step] = _frames(part, seed, count, size, jobs)
+            seed += count
     else:
         raw, labels, px = _frames(generator, int(seed0), n, size, jobs)
     return (raw, labels, px) if return_pixel_size else (raw, labels)

@@ -80,28 +80,34 @@ def test_segment_with_the_model_just_trained(
     assert viewer.layers["raw segmentation"].data.max() <= 3
 
 
+def warnings_now() -> list[str]:
+    """The messages of every napari warning so far."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [
+        str(n.message)
+        for n in notification_manager.records
+        if n.severity == NotificationSeverity.WARNING
+    ]
+
+
 def test_segment_warns_about_a_foreign_pixel_size(
     make_napari_viewer, qtbot, series, tmp_path, dock, wait_idle
 ):
-    """A model trained at 11.7 nm/px on 0.5 nm/px heights: a napari warning says what to do."""
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
+    """A model trained at 11.7 nm/px on 0.5 nm/px heights, or a layer of phases: a napari
+    warning says what to do."""
     from napari_calcite_afm._napari.layers import image_layer_kwargs
     from napari_calcite_afm._napari.widgets.segment import SegmentWidget
     from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
-
-    def warnings_now():
-        return [
-            str(n.message)
-            for n in notification_manager.records
-            if n.severity == NotificationSeverity.WARNING
-        ]
 
     model = SegmentationModel(DilatedNet(2, width=4), info={"pixel_size_nm": 11.7})
     path = model.save(tmp_path / "trained_at_11.7.pt")
     viewer = make_napari_viewer()
     viewer.add_image(series.raw, **image_layer_kwargs(series.raw, 0.5, "hs-afm"))
     viewer.add_image(series.raw, **image_layer_kwargs(series.raw, 10.0, "same scale"))
+    # a phase channel read from a vendor file (the reader keeps the channel and unit)
+    meta = {"channel": "Phase", "afm_metadata": {"z_unit": "deg"}}
+    viewer.add_image(series.raw, **image_layer_kwargs(series.raw, 11.7, "scan", meta))
     widget = dock(viewer, SegmentWidget(viewer))
     widget.model.set_file(path)
 
@@ -109,7 +115,17 @@ def test_segment_warns_about_a_foreign_pixel_size(
     before = len(warnings_now())
     widget.segment("current")
     wait_idle(widget)
-    assert not [m for m in warnings_now()[before:] if "nm per pixel" in m]
+    assert not [m for m in warnings_now()[before:] if "nm per pixel" in m or "not heights" in m]
+
+    # values that are not heights: a warning names the channel and its unit
+    widget.image.set_layer("scan")
+    widget.segment("current")
+    wait_idle(widget)
+    qtbot.waitUntil(lambda: any("not heights" in m for m in warnings_now()), timeout=10_000)
+    [message] = [m for m in warnings_now()[before:] if "not heights" in m]
+    assert message.startswith("channel 'Phase' of layer 'scan' holds values in deg")
+    assert "scan segmentation" in viewer.layers  # it still segments
+    before = len(warnings_now())
 
     widget.image.set_layer("hs-afm")
     widget.segment("current")
@@ -134,17 +150,11 @@ def test_segment_warns_when_the_model_is_unsure(
     make_napari_viewer, qtbot, series, tmp_path, add_raw, dock, wait_idle
 ):
     """Frames unlike the model's training data: one napari warning, not about pixel size."""
-    from napari.utils.notifications import NotificationSeverity, notification_manager
-
     from napari_calcite_afm._napari.widgets.segment import SegmentWidget
     from napari_calcite_afm.segmentation import DilatedNet, SegmentationModel
 
     def unsure_now():
-        return [
-            str(n.message)
-            for n in notification_manager.records
-            if n.severity == NotificationSeverity.WARNING and "unsure" in str(n.message)
-        ]
+        return [m for m in warnings_now() if "unsure" in m]
 
     info = {"pixel_size_nm": PX, "uncertainty_threshold": 0.05}  # untrained: far above it
     path = SegmentationModel(DilatedNet(2, width=4), info=info).save(tmp_path / "unsure.pt")

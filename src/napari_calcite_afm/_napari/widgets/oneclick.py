@@ -38,6 +38,7 @@ from ..layers import (
     image_layer_kwargs,
     labels_layer_kwargs,
     layer_stack,
+    layer_unit_warning,
     pixel_size_of,
 )
 from ._model_chooser import ModelChooser, load_spec
@@ -213,6 +214,7 @@ class OneClickWidget(QWidget):
         )
         spec = self.model.spec()
         kwargs: dict = {}
+        unit_warning = None  # a file's channel is judged by run_pipeline once read
         if self.input_kind.currentData() == "file":
             text = self.path.text().strip()
             if not text:
@@ -230,6 +232,7 @@ class OneClickWidget(QWidget):
             like = layer
             what = f"layer {layer.name!r}"
             kwargs["pixel_size_nm"] = pixel_size_of(layer)
+            unit_warning = layer_unit_warning(layer)
             times = (layer.metadata or {}).get("frame_times_s")
             if times is not None and len(times) > 1:
                 kwargs["frame_interval_s"] = float(np.median(np.diff(times)))
@@ -241,6 +244,8 @@ class OneClickWidget(QWidget):
             model = load_spec(spec)
             # A layer's pixel size is known now; a file's is judged by run_pipeline,
             # which warns (naming the file) once it has read it.
+            if unit_warning:
+                warnings.warn(unit_warning, UserWarning, stacklevel=1)
             if "pixel_size_nm" in kwargs:
                 _warn_pixel_size(model, kwargs["pixel_size_nm"], what)
             result = run_pipeline(

@@ -34,6 +34,7 @@ from ..layers import (
     image_layer_kwargs,
     labels_layer_kwargs,
     layer_stack,
+    layer_unit_warning,
     pixel_size_of,
 )
 from ._model_chooser import ModelChooser, load_spec
@@ -197,15 +198,16 @@ class SegmentWidget(QWidget):
         description = self.model.description()
         px = pixel_size_of(image)
         what = f"layer {image.name!r}"
+        unit_warning = layer_unit_warning(image)
 
         def work(progress, stop):
             from ...segmentation import assess_depth, predict_stack, uncertainty
 
             progress({"stage": "loading the model"})
             model = load_spec(spec)
-            text = pixel_size_warning(model, px, what)
-            if text:
-                warnings.warn(text, UserWarning, stacklevel=1)
+            for text in (unit_warning, pixel_size_warning(model, px, what)):
+                if text:
+                    warnings.warn(text, UserWarning, stacklevel=1)
             levelled = _already_levelled(meta, model)
 
             def report(info):
