@@ -22,6 +22,13 @@ Usage::
         --device cuda --jobs 16                                # the shipped budget, GPU
     python benchmarks/cross_generator.py --train mix --train standard   # mixed training
     python benchmarks/cross_generator.py --quick               # smoke run, 2-4 minutes on 2 cores
+    python benchmarks/cross_generator.py --train none --n-classes 2 \
+        --model "standard (old default.pt)=old.pt" --model "all=src/.../default.pt"
+                                               # score saved models (e.g. the shipped ones)
+
+``--model NAME=PATH`` adds a row for a saved model (no training; its training time is
+the one it records, and the classes its own); ``--train none`` trains nothing. Every
+row also gives the inference time per frame (ms, this machine, one frame at a time).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import torch
 
 from napari_calcite_afm.segmentation import (
     TrainConfig,
+    load_model,
     predict_stack,
     prepare_labels,
     segmentation_metrics,
@@ -53,27 +61,30 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
-def _frames(gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict):
-    """Frames of ``gen`` and their pixel sizes; records seconds per frame in ``timing``."""
+def _frames(gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict, most: float):
+    """Frames of ``gen`` (those over ``most`` multilayer pit dropped) and their pixel sizes;
+    records seconds per frame in ``timing``."""
     t0 = time.perf_counter()
     raw, lab, px = make_training_frames(
-        gen, n, size, seed0=seed0, jobs=jobs, return_pixel_size=True
+        gen, n, size, seed0=seed0, jobs=jobs, return_pixel_size=True, max_pit_fraction=most
     )
     took = time.perf_counter() - t0
     timing.setdefault(gen, []).append(took / max(n, 1))
     log(
-        f"  {n} {gen} frames of {size} px in {took:.1f} s (pixel sizes "
+        f"  {len(raw)} of {n} {gen} frames kept, {size} px, in {took:.1f} s (pixel sizes "
         f"{px.min():.1f}-{px.max():.1f} nm)"
     )
     return raw, lab
 
 
 def _score(model, raw, lab3, n_classes: int) -> dict:
-    """Pixel accuracy, multilayer-pit IoU and (3 classes) monolayer-pit IoU."""
+    """Pixel accuracy, multilayer-pit IoU, (3 classes) monolayer-pit IoU, ms per frame."""
+    t0 = time.perf_counter()
     pred, _ = predict_stack(model, raw, return_probabilities=False)
+    ms = 1e3 * (time.perf_counter() - t0) / max(len(raw), 1)
     truth = np.stack([prepare_labels(lb, n_classes) for lb in lab3])
     m = segmentation_metrics(truth, pred, n_classes)
-    out = {"acc": m["pixel_accuracy"], "pit": m["iou"][0], "mono": float("nan")}
+    out = {"acc": m["pixel_accuracy"], "pit": m["iou"][0], "mono": float("nan"), "ms": ms}
     if n_classes == 3:
         out["mono"] = m["iou"][2]
     return out
@@ -82,20 +93,36 @@ def _score(model, raw, lab3, n_classes: int) -> dict:
 def _table(n_classes: int, train_gens, test_gens, cells: dict, train_s: dict) -> str:
     """The markdown matrix of one number of classes."""
     second = "multilayer-pit IoU" if n_classes == 2 else "monolayer-pit IoU"
-    head = "| train \\ test | " + " | ".join(test_gens) + " | train s |"
+    head = "| train \\ test | " + " | ".join(test_gens) + " | train s | ms / frame |"
     lines = [
         f"**{n_classes} classes**: pixel accuracy / {second}",
         "",
         head,
-        "|" + "---|" * (len(test_gens) + 2),
+        "|" + "---|" * (len(test_gens) + 3),
     ]
     for x in train_gens:
+        if (n_classes, x) not in train_s:
+            continue
         row = []
         for y in test_gens:
             c = cells[(n_classes, x, y)]
             row.append(f"{c['acc']:.4f} / {c['pit'] if n_classes == 2 else c['mono']:.3f}")
-        lines.append(f"| {x} | " + " | ".join(row) + f" | {train_s[(n_classes, x)]:.0f} |")
+        ms = np.mean([cells[(n_classes, x, y)]["ms"] for y in test_gens])
+        lines.append(
+            f"| {x} | " + " | ".join(row) + f" | {train_s[(n_classes, x)]:.0f} | {ms:.0f} |"
+        )
     return "\n".join(lines)
+
+
+def _saved_note(saved: dict) -> str:
+    """The sentence on the rows of saved models (none without them)."""
+    if not saved:
+        return ""
+    names = ", ".join(f"{k} (`{Path(v).name}`)" for k, v in saved.items())
+    return (
+        f" Saved models scored as they are, with their own training budget and data: {names};"
+        " their train s is what they record."
+    )
 
 
 def main(argv=None) -> int:
@@ -103,9 +130,16 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--train",
         action="append",
-        choices=TRAINING_GENERATORS,
+        choices=(*TRAINING_GENERATORS, "none"),
         default=None,
-        help="training generator (repeat; default: standard, wide, cellular)",
+        help="training generator (repeat; default: standard, wide, cellular; none: no training)",
+    )
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also score a saved model as the row NAME (repeat)",
     )
     ap.add_argument(
         "--test",
@@ -124,6 +158,13 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
     ap.add_argument(
+        "--max-pit-fraction",
+        type=float,
+        default=0.8,
+        help="drop training and test frames with more multilayer pit than this (0.8; 1: "
+        "keep all): a frame wholly inside one pit cannot be told from terrace",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 12 + 4 frames of 128 px, 30 iterations of 8",
@@ -138,19 +179,22 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.n_train, args.n_test = 128, 12, 4
         args.iterations, args.batch_size = 30, 8
-    train_gens = args.train or list(GENERATORS)
+    train_gens = [g for g in (args.train or list(GENERATORS)) if g != "none"]
+    saved = dict(item.split("=", 1) for item in args.model)
+    most = None if args.max_pit_fraction >= 1 else args.max_pit_fraction
     test_gens = args.test or list(GENERATORS)
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     log(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
     timing: dict = {}
     log("test frames:")
     tests = {
-        y: _frames(y, args.n_test, args.size, TEST_SEED0, args.jobs, timing) for y in test_gens
+        y: _frames(y, args.n_test, args.size, TEST_SEED0, args.jobs, timing, most)
+        for y in test_gens
     }
     cells, train_s = {}, {}
     for x in train_gens:
         log(f"training on {x}:")
-        raw, lab = _frames(x, args.n_train, args.size, TRAIN_SEED0, args.jobs, timing)
+        raw, lab = _frames(x, args.n_train, args.size, TRAIN_SEED0, args.jobs, timing, most)
         for nc in args.n_classes:
             cfg = TrainConfig(
                 n_classes=nc,
@@ -169,7 +213,18 @@ def main(argv=None) -> int:
                     f"  {nc} classes, train {x} -> test {y}: acc {c['acc']:.4f} pit IoU "
                     f"{c['pit']:.3f} mono IoU {c['mono']:.3f}"
                 )
-    tables = [_table(nc, train_gens, test_gens, cells, train_s) for nc in args.n_classes]
+    for name, path in saved.items():
+        model = load_model(path)
+        nc = model.n_classes
+        train_s[(nc, name)] = float(model.info.get("training_time_s", float("nan")))
+        for y in test_gens:
+            cells[(nc, name, y)] = c = _score(model, *tests[y], nc)
+            log(
+                f"  {name} ({nc} classes) -> test {y}: acc {c['acc']:.4f} pit IoU "
+                f"{c['pit']:.3f} mono IoU {c['mono']:.3f}, {c['ms']:.0f} ms / frame"
+            )
+    rows = train_gens + list(saved)
+    tables = [_table(nc, rows, test_gens, cells, train_s) for nc in args.n_classes]
     gen_line = ", ".join(f"{g} {np.mean(t):.2f} s" for g, t in timing.items())
     command = " ".join(argv if argv is not None else sys.argv[1:])
     text = (
@@ -177,8 +232,9 @@ def main(argv=None) -> int:
         f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} iterations "
         f"of {args.batch_size} patches, {args.n_train} training frames (seeds {TRAIN_SEED0}+) "
         f"and {args.n_test} test frames per generator (seeds {TEST_SEED0}+), {args.size} px, "
+        f"frames over {args.max_pit_fraction:g} multilayer pit dropped, "
         f"device {args.device}, torch {torch.__version__}. Generation, seconds per frame: "
-        f"{gen_line}.\n\n" + "\n\n".join(tables) + f"\n\nCommand: `python "
+        f"{gen_line}.{_saved_note(saved)}\n\n" + "\n\n".join(tables) + f"\n\nCommand: `python "
         f"benchmarks/cross_generator.py {command}`\n"
     )
     print("\n" + text)

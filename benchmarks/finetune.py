@@ -31,6 +31,8 @@ Usage::
     python benchmarks/finetune.py --lr 3e-4 --lr 1e-3 --lr 3e-3 --threads 1
     python benchmarks/finetune.py --batch-size 8 --val-fraction 0.15   # another budget
     python benchmarks/finetune.py --quick               # smoke run: 128 px, 20 iterations
+    python benchmarks/finetune.py --init "standard-only default.pt=old.pt" --init \
+        "shipped default.pt=default"                    # several starting models
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from napari_calcite_afm.segmentation import (
     TrainConfig,
     frame_uncertainty,
     load_default_model,
+    load_model,
     predict_stack,
     prepare_labels,
     segmentation_metrics,
@@ -159,6 +162,15 @@ def _parse(argv):
     )
     ap.add_argument("--no-scratch", action="store_true", help="skip the new network")
     ap.add_argument("--no-forest", action="store_true", help="skip the random forest")
+    ap.add_argument(
+        "--init",
+        action="append",
+        default=None,
+        metavar="NAME=PATH",
+        help="initial models (repeat; default: the shipped default.pt). A model trained "
+        "without cellular frames (e.g. the standard-only default.pt of an older release) "
+        "keeps the cellular frames foreign to it",
+    )
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (all)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 128 px, 20 iterations")
@@ -167,6 +179,13 @@ def _parse(argv):
     if args.quick:
         args.size, args.n_test, args.iterations = 128, 2, 20
     return args
+
+
+def _initial_models(items) -> list[tuple[str, str]]:
+    """``(name, init)`` of each ``--init NAME=PATH`` (the shipped default.pt without any)."""
+    if not items:
+        return [("shipped default.pt", "default")]
+    return [tuple(item.split("=", 1)) if "=" in item else (Path(item).name, item) for item in items]
 
 
 def main(argv=None) -> int:
@@ -193,16 +212,18 @@ def main(argv=None) -> int:
         iterations=args.iterations, batch_size=args.batch_size, device="cpu", threads=threads,
         seed=args.seed, val_fraction=args.val_fraction, eval_every=max(1, args.iterations),
     )  # fmt: skip
-    rows = [_network_row("shipped default.pt, no training", load_default_model(), te_raw, truth)]
-    log(_table(rows[-1:]))
-    for lr in args.lr or [float(FINE_TUNE["lr"])]:
-        with _Clock() as clock:
-            res = train_model(
-                list(tr_raw), list(sparse), TrainConfig(init="default", lr=lr, **common)
-            )
-        name = f"fine-tuned from default.pt, lr {lr:g}, {args.iterations} it"
-        rows.append(_network_row(name, res.model, te_raw, truth, clock))
+    rows = []
+    for name, init in _initial_models(args.init):
+        model = load_default_model() if init == "default" else load_model(init)
+        rows.append(_network_row(f"{name}, no training", model, te_raw, truth))
         log(_table(rows[-1:]))
+        for lr in args.lr or [float(FINE_TUNE["lr"])]:
+            with _Clock() as clock:
+                cfg = TrainConfig(init=init, lr=lr, **common)
+                res = train_model(list(tr_raw), list(sparse), cfg)
+            label = f"fine-tuned from {name}, lr {lr:g}, {args.iterations} it"
+            rows.append(_network_row(label, res.model, te_raw, truth, clock))
+            log(_table(rows[-1:]))
     if not args.no_scratch:
         with _Clock() as clock:
             res = train_model(

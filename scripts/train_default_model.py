@@ -88,20 +88,32 @@ def main(argv=None) -> int:
         "(wide and cellular alternating) or all (standard, wide, cellular in turn)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--max-pit-fraction",
+        type=float,
+        default=0.8,
+        help="drop frames with more multilayer pit than this (0.8; 1 keeps all): a frame "
+        "wholly inside one pit looks like terrace and teaches a contradiction",
+    )
     ap.add_argument("--out", type=Path, default=None, help="output file (default: package)")
     args = ap.parse_args(argv)
     out = args.out or default_model_path(args.n_classes)
 
     t0 = time.perf_counter()
     gen = args.generator
+    most = None if args.max_pit_fraction >= 1 else args.max_pit_fraction
     tr_raw, tr_lab, tr_px = make_training_frames(
-        gen, args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs, return_pixel_size=True
-    )
+        gen, args.n_train, args.size, seed0=TRAIN_SEED0, jobs=args.jobs, return_pixel_size=True,
+        max_pit_fraction=most,
+    )  # fmt: skip
     va_raw, va_lab = make_training_frames(
-        gen, args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs
+        gen, args.n_val, args.size, seed0=VAL_SEED0, jobs=args.jobs, max_pit_fraction=most
     )
     print(
-        f"generated {args.n_train} + {args.n_val} {gen} frames in {time.perf_counter() - t0:.0f} s"
+        f"generated {args.n_train} + {args.n_val} {gen} frames in "
+        f"{time.perf_counter() - t0:.0f} s; kept {len(tr_raw)} + {len(va_raw)} (at most "
+        f"{args.max_pit_fraction:g} multilayer pit)",
+        flush=True,
     )
 
     budget = {
@@ -151,6 +163,7 @@ def main(argv=None) -> int:
             "pixel_size_nm": float(np.median(tr_px)),
             "pixel_size_range_nm": [float(tr_px.min()), float(tr_px.max())],
             "training_seeds": [TRAIN_SEED0, TRAIN_SEED0 + args.n_train],
+            "max_pit_fraction": args.max_pit_fraction,
             "validation_seeds": [VAL_SEED0, VAL_SEED0 + args.n_val],
             "validation_metrics": {k: v for k, v in metrics.items() if k != "confusion"},
             "training_time_s": res.elapsed_s,

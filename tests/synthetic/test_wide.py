@@ -168,6 +168,12 @@ def test_training_frames_by_generator_name():
     cell = make_training_frames("cellular", 1, 32, seed0=63)
     np.testing.assert_array_equal(every[0][2], cell[0][0])
     np.testing.assert_array_equal(every[1][2], cell[1][0])
+    # frames (almost) wholly inside a pit can be dropped
+    full = make_training_frames("wide", 8, 64, seed0=70)
+    share = (full[1] == 1).mean(axis=(1, 2))
+    kept = make_training_frames("wide", 8, 64, seed0=70, max_pit_fraction=0.5)
+    assert 0 < len(kept[0]) == int((share <= 0.5).sum()) < 8
+    np.testing.assert_array_equal(kept[0], full[0][share <= 0.5])
     std = make_training_frames("standard", 2, 32, seed0=50)
     np.testing.assert_array_equal(std[0], make_frames(2, 32, seed0=50)[0])
     with pytest.raises(CalciteAFMError, match="generator"):
