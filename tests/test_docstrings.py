@@ -24,6 +24,7 @@ CORE = [
     "pipeline",
     "outputs",
     "summary",
+    "timeseries",
     "plotting",
     "colormap",
     "surface",
