@@ -158,6 +158,13 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
     ap.add_argument(
+        "--test-seed0",
+        type=int,
+        default=TEST_SEED0,
+        help=f"seed of the first test frame ({TEST_SEED0}; 9100000: the segmentation "
+        "benchmark's test frames, with --test standard --n-test 40)",
+    )
+    ap.add_argument(
         "--max-pit-fraction",
         type=float,
         default=0.8,
@@ -188,7 +195,7 @@ def main(argv=None) -> int:
     timing: dict = {}
     log("test frames:")
     tests = {
-        y: _frames(y, args.n_test, args.size, TEST_SEED0, args.jobs, timing, most)
+        y: _frames(y, args.n_test, args.size, args.test_seed0, args.jobs, timing, most)
         for y in test_gens
     }
     cells, train_s = {}, {}
@@ -229,9 +236,14 @@ def main(argv=None) -> int:
     command = " ".join(argv if argv is not None else sys.argv[1:])
     text = (
         "# Cross-generator accuracy\n\n"
-        f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} iterations "
-        f"of {args.batch_size} patches, {args.n_train} training frames (seeds {TRAIN_SEED0}+) "
-        f"and {args.n_test} test frames per generator (seeds {TEST_SEED0}+), {args.size} px, "
+        + (
+            f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} "
+            f"iterations of {args.batch_size} patches, {args.n_train} training frames (seeds "
+            f"{TRAIN_SEED0}+); "
+            if train_gens
+            else ""
+        )
+        + f"{args.n_test} test frames per generator (seeds {args.test_seed0}+), {args.size} px, "
         f"frames over {args.max_pit_fraction:g} multilayer pit dropped, "
         f"device {args.device}, torch {torch.__version__}. Generation, seconds per frame: "
         f"{gen_line}.{_saved_note(saved)}\n\n" + "\n\n".join(tables) + f"\n\nCommand: `python "

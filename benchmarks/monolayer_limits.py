@@ -8,8 +8,11 @@ change one thing against the baseline:
 
 * ``baseline``: raw frames (tilt, bow, scan-line offsets, scars, noise), the model's
   levelling, class weighting on;
-* ``no-artifacts``: frames without scan artifacts (noise kept): the levelling residue;
-* ``clean``: the generator's artifact-free, noise-free heights: levelling and noise;
+* ``noise-only``: the artifact-free heights plus white noise of 0.055 nm (the middle of
+  the generator's 0.03-0.08 nm): against ``clean``, the noise; against ``baseline``,
+  the levelling residue of tilt, bow, scan-line offsets and scars;
+* ``clean``: the generator's artifact-free, noise-free heights (``make_frame``'s
+  ``artifacts=False`` gives the same: the noise is one of its artifacts);
 * ``no-weights``: class weighting off (class balance);
 * ``balanced``: patches centred on rare classes too (``balance_patches``);
 * ``levels-2`` / ``levels-4``: a U-Net of 2 or 4 levels (receptive field);
@@ -53,10 +56,10 @@ from napari_calcite_afm.synthetic import make_frame
 TRAIN_SEED0 = 98_600_000
 TEST_SEED0 = 98_700_000
 RESULTS = Path(__file__).resolve().parent / "results" / "monolayer_limits.md"
-#: variant: (frames: "raw" | "no-artifacts" | "clean", TrainConfig changes)
+#: variant: (frames: "raw" | "noise-only" | "clean", TrainConfig changes)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "baseline": ("raw", {}),
-    "no-artifacts": ("no-artifacts", {}),
+    "noise-only": ("noise-only", {}),
     "clean": ("clean", {}),
     "no-weights": ("raw", {"class_weighting": False}),
     "balanced": ("raw", {"balance_patches": True}),
@@ -66,19 +69,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "patch-96": ("raw", {"patch_size": 96}),
 }
 SIZE_BINS = ((0, 20), (20, 80), (80, 320), (320, 10**9))
-
-
-def log(text: str) -> None:
-    """Print a progress line at once."""
-    print(text, flush=True)
+NOISE_NM = 0.055  # white noise of the noise-only variant, nm
 
 
 def _frames(kind: str, n: int, size: int, seed0: int):
     """``(heights, labels)`` of ``n`` standard frames of one kind."""
     raw, lab = [], []
     for i in range(n):
-        extra = {"artifacts": False} if kind == "no-artifacts" else {}
-        r, clean, lb = make_frame(size, seed=seed0 + i, **extra)
+        r, clean, lb = make_frame(size, seed=seed0 + i)
+        if kind == "noise-only":
+            noise = np.random.default_rng(seed0 + i).normal(0.0, NOISE_NM, clean.shape)
+            r = clean + noise.astype(clean.dtype)
         raw.append(clean if kind == "clean" else r)
         lab.append(lb)
     return np.stack(raw).astype(np.float32), np.stack(lab)
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.n_train, args.n_test, args.iterations = 128, 4, 2, 20
     variants = args.variant or list(VARIANTS)
-    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     tests = {}
     head = "| variant | pixel acc | IoU pit | IoU terrace | IoU monolayer pit | "
     head += " | ".join(f"mono found, {lo}-{hi if hi < 10**9 else ''} px" for lo, hi in SIZE_BINS)
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
         truth = np.stack([prepare_labels(lb, 3) for lb in te_lab])
         metrics = segmentation_metrics(truth, pred, 3)
         lines.append(_row(name, metrics, _object_recall(truth, pred), seconds))
-        log(lines[-1])
+        print(lines[-1], flush=True)
     command = " ".join(argv if argv is not None else sys.argv[1:])
     text = (
         "# What limits the monolayer-pit class\n\n"
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
-        log(f"wrote {out}")
+        print(f"wrote {out}")
     return 0
 
 
