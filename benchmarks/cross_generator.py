@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import log, publish
 
 from napari_calcite_afm.segmentation import (
     TrainConfig,
@@ -54,11 +55,6 @@ from napari_calcite_afm.synthetic import GENERATORS, TRAINING_GENERATORS, make_t
 TRAIN_SEED0 = 98_000_000
 TEST_SEED0 = 98_100_000
 RESULTS = Path(__file__).resolve().parent / "results" / "cross_generator.md"
-
-
-def log(text: str) -> None:
-    """Print a progress line at once."""
-    print(text, flush=True)
 
 
 def _frames(gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict, most: float):
@@ -249,11 +245,7 @@ def main(argv=None) -> int:
         f"{gen_line}.{_saved_note(saved)}\n\n" + "\n\n".join(tables) + f"\n\nCommand: `python "
         f"benchmarks/cross_generator.py {command}`\n"
     )
-    print("\n" + text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        log(f"wrote {out}")
+    publish(text, out)
     return 0
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import log, publish
 
 from napari_calcite_afm.level import LevelSettings, level_frame
 from napari_calcite_afm.segmentation import (
@@ -68,11 +69,6 @@ TRAIN_SEED0 = 98_400_000
 TEST_SEED0 = 98_500_000
 SCRIBBLE_SEED = 98_400_900
 RESULTS = Path(__file__).resolve().parent / "results" / "finetune.md"
-
-
-def log(text: str) -> None:
-    """Print a progress line at once."""
-    print(text, flush=True)
 
 
 class _Clock:
@@ -244,12 +240,7 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}.\n\n" + _table(rows) + "\n\nCommand: `python "
         f"benchmarks/finetune.py {command}`\n"
     )
-    print("\n" + text)
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        log(f"wrote {out}")
+    publish(text, args.out if args.out is not None else (None if args.quick else RESULTS))
     return 0
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import publish
 from scipy import ndimage as ndi
 
 from napari_calcite_afm.segmentation import (
@@ -162,12 +163,7 @@ def main(argv=None) -> int:
         "area.\n\n" + "\n".join(lines) + f"\n\nCommand: `python benchmarks/monolayer_limits.py "
         f"{command}`\n"
     )
-    print("\n" + text)
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        print(f"wrote {out}")
+    publish(text, args.out if args.out is not None else (None if args.quick else RESULTS))
     return 0
 
 
