@@ -42,6 +42,25 @@ def test_colorbar_follows_the_newest_and_the_selected_height_layer():
     assert list(viewer.canvas.overlays).count("calcite_colorbar_label") == 1
 
 
+def test_colorbar_label_names_a_channel_that_is_not_heights():
+    from napari.components import ViewerModel
+
+    from napari_calcite_afm._napari.conventions import apply_conventions
+    from napari_calcite_afm._napari.layers import image_layer_kwargs
+
+    viewer = ViewerModel()
+    apply_conventions(viewer)
+    label = viewer.canvas.overlays["calcite_colorbar_label"]
+    raw = _heights(viewer, "raw")
+    assert label.text == "height (nm)"
+    data = np.zeros((2, 16, 16), np.float32)
+    meta = {"channel": "1F:Iprobe (2)", "afm_metadata": {"z_unit": "A"}}
+    current = viewer.add_image(data, **image_layer_kwargs(data, PX, "current", meta))
+    assert current.colorbar.visible and label.text == "1F:Iprobe (2) (A, not heights)"
+    viewer.layers.selection.active = raw
+    assert label.text == "height (nm)"
+
+
 def test_layers_of_the_same_frames_share_the_time_axis():
     from napari.components import ViewerModel
 

@@ -27,6 +27,7 @@ __all__ = [
     "COLORBAR_LABEL",
     "align_time_axes",
     "apply_conventions",
+    "colorbar_label",
     "height_layers",
     "is_height_layer",
 ]
@@ -163,6 +164,26 @@ def align_time_axes(viewer) -> list:
     return changed
 
 
+def colorbar_label(layer) -> str:
+    """The colorbar's label for ``layer``: "height (nm)", or its channel and unit when the
+    reader says its values are not heights in nm (a phase, a tip current).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> colorbar_label(SimpleNamespace(metadata={}))
+    'height (nm)'
+    >>> meta = {"channel": "Iprobe", "afm_metadata": {"z_unit": "A"}}
+    >>> colorbar_label(SimpleNamespace(metadata=meta))
+    'Iprobe (A, not heights)'
+    """
+    meta = getattr(layer, "metadata", None) or {}
+    unit = str((meta.get("afm_metadata") or {}).get("z_unit") or "nm").strip()
+    if unit in ("", "nm"):
+        return COLORBAR_LABEL
+    return f"{meta.get('channel') or 'values'} ({unit}, not heights)"
+
+
 def _place_colorbar(viewer, preferred=None) -> None:
     """Show the colorbar of ``preferred`` (if a height layer), else of the top one."""
     layers = height_layers(viewer)
@@ -174,3 +195,5 @@ def _place_colorbar(viewer, preferred=None) -> None:
     overlays = viewer.canvas.overlays
     if _OVERLAY in overlays:
         overlays[_OVERLAY].visible = preferred is not None
+        if preferred is not None:
+            overlays[_OVERLAY].text = colorbar_label(preferred)
