@@ -6,8 +6,10 @@ frame t, aligns it with frame 0). Each pair of frames is first matched as a whol
 robust phase correlation (whitened, low-pass filtered spectra, subpixel upsampling):
 strong and reliable even for large shifts, but on a dissolving surface it partly follows
 the retreating steps and widening pits. The shift is then corrected on what does not
-move, the fine texture of the terraces (:mod:`._texture`), and checked against frames
-two and three apart (:mod:`._consensus`). Pairs with a weak correlation peak, or a jump
+move: the fine texture of the terraces (:mod:`._texture`) and the bottoms of the deep
+pits, which stay on their dislocations (:mod:`._anchors`); it is checked against frames
+two and three apart and tied to every frame that shares a pit bottom
+(:mod:`._consensus`). Pairs with a weak correlation peak, or a jump
 far beyond the drift of the frames before that a strong peak does not confirm, are
 rejected; their frames get shifts interpolated from their neighbours, and the result
 says so (:attr:`Registration.messages`).
@@ -25,6 +27,7 @@ from scipy import ndimage
 
 from .._util import available_cpus, stop_requested, thread_map
 from ..errors import Cancelled, LevelError
+from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
 from ._texture import _bias_posterior, _refine, _texture_spectra, _z_surface
@@ -51,8 +54,9 @@ class Registration:
         How far each frame's shift can be trusted, 0 to 1: the strength of its
         whole-frame correlation peak (0 at 8 standard deviations of the correlation
         surface, 1 from 20), times 0.5-1 for the strength of its terrace-texture peak
-        (0.5 at 5 or below, 1 from 8), divided by ``1 + (r / 0.5 px)**2`` for the
-        disagreement ``r`` with frames 2-3 apart; 0 for rejected frames, 1 for frame 0.
+        (0.5 at 5 or below, 1 from 8; 1 where pit bottoms agree on the shift),
+        divided by ``1 + (r / 0.5 px)**2`` for the disagreement ``r`` with frames
+        2-3 apart; 0 for rejected frames, 1 for frame 0.
     rejected : numpy.ndarray, bool, shape (frames,)
         Frames whose shift was not measured (no data, weak correlation, implausible
         jump) but interpolated from the frames around them.
@@ -202,6 +206,7 @@ class _Pair:
     reason: str = ""  # why it was rejected ("" when accepted)
     shift: np.ndarray | None = None  # after the texture correction, pixels
     texture_z: float = float("nan")  # strength of the texture peak (NaN: not used)
+    anchors: int = 0  # pit bottoms that agree on the shift (:mod:`._anchors`)
 
 
 def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
@@ -354,7 +359,7 @@ def _confidence(pairs, residual, n, anchor, use_texture) -> np.ndarray:
     for p, res in zip(accepted, residual[: len(accepted)]):
         c = float(np.clip((p.strength - _WEAK) / (_GOOD - _WEAK), 0.0, 1.0))
         if use_texture:
-            t = (p.texture_z - _TEX_WEAK) / (_TEX_GOOD - _TEX_WEAK)
+            t = 1.0 if p.anchors else (p.texture_z - _TEX_WEAK) / (_TEX_GOOD - _TEX_WEAK)
             c *= 0.5 + 0.5 * float(np.clip(t, 0.0, 1.0))
         conf[p.mov] = c / (1.0 + (float(res) / 0.5) ** 2)
     return conf
@@ -379,7 +384,9 @@ def _messages(pairs, use_texture, valid, shape) -> list[str]:
                 "and interpolated from the frames around"
             )
     if use_texture:
-        weak = [p.mov for p in pairs if not p.reason and not p.texture_z >= _TEX_WEAK]
+        weak = [
+            p.mov for p in pairs if not p.reason and not p.texture_z >= _TEX_WEAK and not p.anchors
+        ]
         if weak:
             word = "frames" if len(weak) > 1 else "frame"
             out.append(
@@ -444,6 +451,11 @@ def register_stack(
        away from any step edge (what does not move), pooling weak evidence over
        successive pairs. Where the texture peak is weak (a noisy or featureless
        surface) the correction is uncertain: confidence at most 0.5, and a message.
+       The bottoms of deep pits (at least 1.5 nm below their surroundings: the
+       dislocation pits, whose bottoms do not move while their walls retreat) are
+       matched from frame to frame; a pair whose bottoms agree on another shift takes
+       it where the texture does not refute it, and every frame that shares a bottom
+       is tied to the others (errors do not add up along the movie).
     3. ``texture`` and ``"previous"``: frames 2 and 3 apart are matched on the texture
        too, and all the shifts are solved jointly by robust least squares.
     4. Rejected frames get shifts interpolated linearly from the accepted frames around
@@ -500,14 +512,16 @@ def register_stack(
     pairs, textures, anchor = _whole_frame_pass(
         a, reference, int(upsample_factor), max_shift, use_texture, progress, stop
     )
+    tied = []
     if use_texture:
         _texture_pass(pairs, textures, (rows, cols), max_shift)
+        tied = _anchor_pass(pairs, a, textures, _refine, (rows, cols))
     else:
         for p in pairs:
             p.shift = p.coarse
     meas = _measurements(pairs, textures, (rows, cols), anchor, use_texture, reference)
     accepted = [anchor] + [p.mov for p in pairs if not p.reason]
-    positions, residual = _solve_positions(accepted, anchor, meas)
+    positions, residual = _solve_positions(accepted, anchor, meas + tied)
     shifts = _fill(n, positions)
     for p in pairs:
         if p.reason == "no data":

@@ -1,0 +1,188 @@
+"""Pit bottoms: the points of a dissolving calcite surface that do not move.
+
+A multilayer (dislocation) etch pit grows by step loops that start, one after another, at
+its dislocation: its walls retreat, but its deepest point stays on the dislocation for as
+long as the pit lives. Those bottoms are the anchors of the drift registration
+(:func:`~.drift.register_stack`): where the whole-frame match follows retreating steps
+and the terrace texture is too weak to correct it, the bottoms seen in two frames give
+the shift, and a bottom seen in many frames ties all of them to one point, so that
+errors do not add up along a long movie.
+
+:func:`_pit_bottoms` finds the bottoms of one frame (a local minimum at least
+``_DEPTH_NM`` below the surface closed over ``_CLOSING_PX``: several monolayer steps,
+which a monolayer pit, one step deep, never is); :func:`_match` finds the shift on which
+the bottoms of two frames agree; :func:`_anchor_pass` corrects the successive pairs with
+them and returns the measurements that tie each bottom's frames together.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import ndimage
+
+from .._util import available_cpus, thread_map
+from ._consensus import _Measurement
+
+_DEPTH_NM = 1.5  # a bottom lies at least this far below its surroundings (~5 steps)
+_SMOOTH_PX = 1.5  # Gaussian smoothing before the minima are looked for
+_MIN_SEP_PX = 5  # two bottoms are at least this far apart
+_CLOSING_PX = 15  # half size of the closing that gives the surroundings
+_LEVEL_NM = 0.2  # the bottom is the centroid of the pixels this close to the minimum
+_MATCH_PX = 1.0  # bottoms agreeing on a shift to this are one match
+_DEPTH_RATIO = 1.7  # a bottom's depth may change by at most this factor between frames
+_CORRECT_PX = 1.5  # a pair whose bottoms disagree with its shift by more is corrected
+_Z_MARGIN = 0.5  # the texture peak at the bottoms' shift may be this much weaker
+_WEIGHT = 10.0  # weight of one bottom seen in two frames (texture pairs: (z - 3)**2)
+
+
+def _pit_bottoms(frame: np.ndarray) -> np.ndarray:
+    """Bottoms of the deep pits of one frame: ``(k, 3)`` rows of ``y, x`` (pixels,
+    subpixel) and depth below the surroundings (nm); frame heights in nm."""
+    z = np.asarray(frame, np.float64)
+    finite = np.isfinite(z)
+    if finite.sum() < 16:
+        return np.zeros((0, 3))
+    z = np.where(finite, z, np.nanmedian(z))
+    s = ndimage.gaussian_filter(z, _SMOOTH_PX)
+    size = 2 * _CLOSING_PX + 1
+    depth = ndimage.grey_closing(s, size=(size, size)) - s
+    minima = (s == ndimage.minimum_filter(s, 2 * _MIN_SEP_PX + 1)) & (depth >= _DEPTH_NM)
+    border = _CLOSING_PX // 2  # a minimum at the edge may be a pit cut by the frame
+    minima[:border] = minima[-border:] = False
+    minima[:, :border] = minima[:, -border:] = False
+    minima &= ndimage.binary_erosion(finite, iterations=border, border_value=0)
+    out = []
+    yy, xx = np.mgrid[-3:4, -3:4]
+    for y, x in zip(*np.nonzero(minima)):
+        win = s[y - 3 : y + 4, x - 3 : x + 4]
+        if win.shape != yy.shape:
+            continue
+        w = np.clip(_LEVEL_NM - (win - s[y, x]), 0.0, None)
+        total = w.sum()
+        out.append((y + (w * yy).sum() / total, x + (w * xx).sum() / total, depth[y, x]))
+    return np.array(out, float).reshape(-1, 3)
+
+
+def _match(pa: np.ndarray, pb: np.ndarray, guess: np.ndarray, search: float):
+    """The shift (to apply to frame b to align it with frame a) that most bottoms agree on.
+
+    Candidates are the offsets between a bottom of each frame within ``search`` pixels of
+    ``guess`` and of similar depth; the one that most others confirm (to ``_MATCH_PX``)
+    wins, ties going to the one closest to ``guess``. Returns ``(shift, pairs)`` with
+    ``pairs`` the ``(index in a, index in b)`` of the agreeing bottoms, or ``None``.
+    """
+    if not len(pa) or not len(pb):
+        return None
+    d = pa[:, None, :2] - pb[None, :, :2]
+    ratio = pa[:, None, 2] / pb[None, :, 2]
+    ok = (np.abs(d - guess).max(-1) <= search) & (ratio < _DEPTH_RATIO) & (ratio > 1 / _DEPTH_RATIO)
+    best = None
+    for ia, ib in np.argwhere(ok):
+        agree = ok & (np.abs(d - d[ia, ib]).max(-1) <= _MATCH_PX)
+        rows, cols = np.nonzero(agree)
+        support = min(len(set(rows.tolist())), len(set(cols.tolist())))
+        key = (support, -float(np.abs(d[ia, ib] - guess).max()))
+        if best is None or key > best[0]:
+            best = (key, agree)
+    if best is None:
+        return None
+    agree = best[1]
+    pairs = []
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for ia, ib in np.argwhere(agree):  # one bottom of each frame per match
+        if ia not in used_a and ib not in used_b:
+            pairs.append((int(ia), int(ib)))
+            used_a.add(int(ia))
+            used_b.add(int(ib))
+    shift = np.mean([d[ia, ib] for ia, ib in pairs], axis=0)
+    return shift, pairs
+
+
+def _texture_agrees(p, shift: np.ndarray, textures, refine, shape) -> bool:
+    """Whether the texture, refined at the bottoms' ``shift``, peaks about as well there as
+    at the pair's own shift; if so the pair takes the bottoms' (refined) shift."""
+    a, b = textures[p.ref], textures[p.mov]
+    if a is None or b is None:
+        return False
+    _, z_own = refine(a, b, p.shift, shape)
+    refined, z = refine(a, b, shift, shape)
+    if z < z_own - _Z_MARGIN:
+        return False
+    p.shift = refined if np.abs(refined - shift).max() <= _MATCH_PX else shift
+    p.texture_z = z
+    return True
+
+
+def _tracks(chain: list[int], links: dict[int, list[tuple[int, int]]]) -> list[dict[int, int]]:
+    """Bottoms followed from frame to frame: ``{frame: index of its bottom}`` per track.
+
+    ``chain`` lists the accepted frames in order; ``links[j]`` holds the matched
+    ``(index in the frame before j in chain, index in j)``. A bottom missed in one frame
+    ends its track (a later sighting starts a new one).
+    """
+    open_tracks: dict[int, dict[int, int]] = {}  # bottom index in the last frame -> track
+    done = []
+    for prev, cur in itertools.pairwise(chain):
+        nxt: dict[int, dict[int, int]] = {}
+        for ia, ib in links.get(cur, []):
+            track = open_tracks.pop(ia, None) or {prev: ia}
+            track[cur] = ib
+            nxt[ib] = track
+        done.extend(open_tracks.values())
+        open_tracks = nxt
+    done.extend(open_tracks.values())
+    return [t for t in done if len(t) >= 2]
+
+
+def _anchor_pass(pairs, frames: np.ndarray, textures, refine, shape) -> list[_Measurement]:
+    """Correct the accepted pairs on the pit bottoms; tie each bottom's frames together.
+
+    A pair (``_Pair`` with ``shift`` set) whose bottoms agree on a shift more than
+    ``_CORRECT_PX`` from its own takes the bottoms' shift (refined on the texture) when
+    the terrace texture peaks there about as well as at its own (a spurious bottom, in
+    a wide pit floor or a pit leaving the frame, gives a shift the texture refutes);
+    otherwise its bottoms are not used. Pairs that use them record ``anchors``, the
+    number of bottoms that agree.
+
+    Returns the measurements that tie together the frames in which one bottom is
+    followed (matched from each accepted frame to the next): one between every two of
+    them, of weight ``_WEIGHT / L`` for a bottom followed through ``L`` frames (so that
+    it weighs ``_WEIGHT`` per frame however long it is followed). With every frame
+    measured against frame 0 (``reference="first"``) each pair's bottoms give one
+    measurement each.
+    """
+    accepted = [p for p in pairs if not p.reason]
+    if not accepted:
+        return []
+    needed = sorted({accepted[0].ref} | {p.mov for p in accepted})
+    found_all = thread_map(lambda i: _pit_bottoms(frames[i]), needed, available_cpus())
+    bottoms = dict(zip(needed, found_all))
+    search = max(4.0, min(shape) / 8.0)
+    chain = [accepted[0].ref] + [p.mov for p in accepted]
+    meas: list[_Measurement] = []
+    links: dict[int, list[tuple[int, int]]] = {}
+    for prev, p in zip(chain, accepted):
+        found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, search)
+        if found is None:
+            continue
+        shift, matched = found
+        if np.abs(shift - p.shift).max() > _CORRECT_PX and not _texture_agrees(
+            p, shift, textures, refine, shape
+        ):
+            continue  # the texture prefers the pair's own shift: the bottoms are not used
+        p.anchors = len(matched)
+        if p.ref == prev:
+            links[p.mov] = matched
+        else:
+            meas.extend(_Measurement(p.ref, p.mov, shift, _WEIGHT / 2) for _ in matched)
+    for track in _tracks(chain, links):
+        frames_in = sorted(track)
+        w = _WEIGHT / len(frames_in)
+        for k, a in enumerate(frames_in):
+            for b in frames_in[k + 1 :]:
+                pa, pb = bottoms[a][track[a]], bottoms[b][track[b]]
+                meas.append(_Measurement(a, b, pa[:2] - pb[:2], w))
+    return meas

@@ -1,0 +1,115 @@
+"""Tests of napari_calcite_afm.level._anchors: pit bottoms as fixed points of the drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_calcite_afm.level import register_stack
+from napari_calcite_afm.level._anchors import _match, _pit_bottoms, _tracks
+
+STEP = 0.31  # nm
+
+
+def _pit(yy, xx, cy, cx, layers=8.0, spacing=3.0, fast=0.8):
+    """A terraced rhombic (diamond) pit, ``int(layers)`` steps deep at ``(cy, cx)``, nm;
+    its steps are ``spacing`` px apart toward -x and ``0.8 / fast`` times that toward +x.
+    A fractional ``layers`` places the step loops (they move outward as it grows)."""
+    dx = xx - cx
+    gauge = np.abs(yy - cy) + np.where(dx > 0, fast, 0.8) * np.abs(dx)
+    return -STEP * np.floor(np.clip(layers * spacing - gauge, 0.0, None) / spacing)
+
+
+def _movie(drift, seed=3, size=160, pad=24, texture_nm=0.04, noise_nm=0.02, pits=((70.3, 81.6),)):
+    """Steps retreating 3 px per frame, deep pits growing one step per frame about fixed
+    bottoms (faster toward +x: their outlines move) and a faint fixed texture, seen
+    through a window displaced by ``drift[k]`` (so ``drift[k]`` aligns frame k with 0)."""
+    rng = np.random.default_rng(seed)
+    n = size + 2 * pad
+    texture = ndimage.gaussian_filter(rng.normal(size=(n, n)), 0.8) * texture_nm / 0.2
+    frames = []
+    for k, (dy, dx) in enumerate(drift):
+        yy, xx = np.mgrid[0:size, 0:size].astype(float)
+        yy, xx = yy + dy + pad, xx + dx + pad
+        z = STEP * np.floor((xx + 0.3 * yy + 3.0 * k) / 10.0)
+        for cy, cx in pits:
+            z = z + _pit(yy, xx, cy + pad, cx + pad, layers=6 + 0.7 * k, fast=0.4)
+        z = z + ndimage.map_coordinates(texture, [yy, xx], order=1)
+        frames.append(z + rng.normal(0, noise_nm, (size, size)))
+    return np.stack(frames)
+
+
+def test_pit_bottoms_finds_a_deep_pit_at_subpixel_precision_and_ignores_shallow_ones():
+    yy, xx = np.mgrid[0:128, 0:128].astype(float)
+    z = _pit(yy, xx, 60.4, 70.7)  # 8 steps: 2.5 nm
+    z += _pit(yy, xx, 30.0, 30.0, layers=1)  # a monolayer pit, one step deep
+    z += STEP * (xx > 100)  # a step edge
+    z += np.random.default_rng(0).normal(0, 0.03, z.shape)
+    found = _pit_bottoms(z)
+    assert found.shape == (1, 3)
+    assert np.abs(found[0, :2] - (60.4, 70.7)).max() < 0.5
+    assert 1.5 <= found[0, 2] <= 8 * STEP + 0.3  # depth below the surroundings, nm
+
+
+def test_pit_bottoms_of_a_frame_without_data_or_pits_is_empty():
+    assert _pit_bottoms(np.full((64, 64), np.nan)).shape == (0, 3)
+    flat = np.random.default_rng(1).normal(0, 0.05, (64, 64))
+    assert _pit_bottoms(flat).shape == (0, 3)
+
+
+def test_match_takes_the_shift_most_bottoms_agree_on():
+    a = np.array([[20.0, 20.0, 3.0], [50.0, 80.0, 4.0], [90.0, 40.0, 2.5], [10.0, 100.0, 3.0]])
+    b = a.copy()
+    b[:3, :2] -= (2.0, -3.0)  # three bottoms moved by the drift; the fourth is spurious
+    b[3, :2] = (60.0, 60.0)
+    shift, pairs = _match(a, b, guess=np.zeros(2), search=16.0)
+    assert np.allclose(shift, (2.0, -3.0))
+    assert sorted(pairs) == [(0, 0), (1, 1), (2, 2)]
+    # depths that do not fit (a 3 nm bottom cannot become 9 nm deep) are not matched
+    deeper = b.copy()
+    deeper[:, 2] *= 3.0
+    assert _match(a, deeper, guess=np.zeros(2), search=16.0) is None
+    assert _match(a, np.zeros((0, 3)), guess=np.zeros(2), search=16.0) is None
+
+
+def test_tracks_follow_bottoms_and_a_missed_frame_ends_them():
+    chain = [0, 1, 2, 4, 5]
+    links = {1: [(0, 0)], 2: [(0, 1)], 5: [(0, 0)]}  # nothing linked into frame 4
+    tracks = _tracks(chain, links)
+    assert {0: 0, 1: 0, 2: 1} in tracks
+    assert {4: 0, 5: 0} in tracks
+    assert len(tracks) == 2
+
+
+@pytest.fixture(scope="module")
+def misleading_movie():
+    """A generator movie whose retreating steps and growing pits pull the whole-frame
+    match and the texture 3 px away from the drift, levelled; and its true shifts."""
+    from napari_calcite_afm.level import level_stack
+    from napari_calcite_afm.synthetic import make_series
+
+    series = make_series(6, 256, seed=2)
+    return level_stack(series.raw, workers=1), -series.drift_px
+
+
+def test_register_holds_on_pit_bottoms_where_the_steps_mislead(misleading_movie, monkeypatch):
+    from napari_calcite_afm.level import drift
+
+    movie, truth = misleading_movie
+    reg = register_stack(movie)
+    assert np.abs(reg.shifts - truth).max() < 0.5
+    monkeypatch.setattr(drift, "_anchor_pass", lambda *args: [])
+    without = register_stack(movie)
+    assert np.abs(without.shifts - truth).max() > 1.5  # the bottoms are what holds it
+
+
+def test_a_spurious_bottom_that_the_texture_refutes_is_not_used():
+    """A pit that moves with the steps (not a fixed point) must not drag the shifts."""
+    drift = np.array([[0, 0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    movie = _movie(drift, texture_nm=0.2, pits=())
+    yy, xx = np.mgrid[0:160, 0:160].astype(float)
+    for k in range(4):
+        movie[k] += _pit(yy, xx, 80.0 + 6 * k, 80.0)  # drifts 6 px per frame down the frame
+    reg = register_stack(movie)
+    assert np.abs(reg.shifts - drift).max() < 0.5
