@@ -113,3 +113,11 @@ def test_a_spurious_bottom_that_the_texture_refutes_is_not_used():
         movie[k] += _pit(yy, xx, 80.0 + 6 * k, 80.0)  # drifts 6 px per frame down the frame
     reg = register_stack(movie)
     assert np.abs(reg.shifts - drift).max() < 0.5
+
+
+def test_bottoms_do_not_move_a_shift_beyond_max_shift():
+    drift = np.array([[0.0, 0.0], [3.0, 0.0], [3.0, 0.0]])
+    movie = _movie(drift, texture_nm=0.2, pits=((70.3, 81.6), (40.0, 40.0)))
+    assert np.abs(register_stack(movie).shifts - drift).max() < 0.5
+    reg = register_stack(movie, max_shift=2.0)
+    assert np.abs(np.diff(reg.shifts, axis=0)).max() <= 2.0 + 1e-9

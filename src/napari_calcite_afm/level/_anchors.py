@@ -137,7 +137,9 @@ def _tracks(chain: list[int], links: dict[int, list[tuple[int, int]]]) -> list[d
     return [t for t in done if len(t) >= 2]
 
 
-def _anchor_pass(pairs, frames: np.ndarray, textures, refine, shape) -> list[_Measurement]:
+def _anchor_pass(
+    pairs, frames: np.ndarray, textures, refine, shape, max_shift: float | None = None
+) -> list[_Measurement]:
     """Correct the accepted pairs on the pit bottoms; tie each bottom's frames together.
 
     A pair (``_Pair`` with ``shift`` set) whose bottoms agree on a shift more than
@@ -152,7 +154,7 @@ def _anchor_pass(pairs, frames: np.ndarray, textures, refine, shape) -> list[_Me
     them, of weight ``_WEIGHT / L`` for a bottom followed through ``L`` frames (so that
     it weighs ``_WEIGHT`` per frame however long it is followed). With every frame
     measured against frame 0 (``reference="first"``) each pair's bottoms give one
-    measurement each.
+    measurement each. Shifts beyond ``max_shift`` (pixels, per axis) are not used.
     """
     accepted = [p for p in pairs if not p.reason]
     if not accepted:
@@ -169,6 +171,8 @@ def _anchor_pass(pairs, frames: np.ndarray, textures, refine, shape) -> list[_Me
         if found is None:
             continue
         shift, matched = found
+        if max_shift is not None and np.abs(shift).max() > max_shift:
+            continue  # beyond what the caller finds plausible
         if np.abs(shift - p.shift).max() > _CORRECT_PX and not _texture_agrees(
             p, shift, textures, refine, shape
         ):

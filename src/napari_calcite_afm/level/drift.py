@@ -515,7 +515,7 @@ def register_stack(
     tied = []
     if use_texture:
         _texture_pass(pairs, textures, (rows, cols), max_shift)
-        tied = _anchor_pass(pairs, a, textures, _refine, (rows, cols))
+        tied = _anchor_pass(pairs, a, textures, _refine, (rows, cols), max_shift)
     else:
         for p in pairs:
             p.shift = p.coarse
