@@ -121,3 +121,104 @@ def test_bottoms_do_not_move_a_shift_beyond_max_shift():
     assert np.abs(register_stack(movie).shifts - drift).max() < 0.5
     reg = register_stack(movie, max_shift=2.0)
     assert np.abs(np.diff(reg.shifts, axis=0)).max() <= 2.0 + 1e-9
+
+
+def _pair(ref, mov, shift, texture_z):
+    from napari_calcite_afm.level.drift import _Pair
+
+    shift = np.asarray(shift, float)
+    return _Pair(ref, mov, shift.copy(), 30.0, shift=shift.copy(), texture_z=texture_z)
+
+
+def test_a_refinement_that_walks_off_to_the_pairs_own_peak_does_not_confirm_the_bottoms():
+    from napari_calcite_afm.level._anchors import _texture_agrees
+
+    own, bottoms = np.array([-1.5, 0.4]), np.array([1.3, -1.3])
+    p = _pair(0, 1, own, 7.5)
+
+    def one_peak(a, b, start, shape):  # the texture peaks at the pair's own shift only
+        return own.copy(), 7.5
+
+    assert not _texture_agrees(p, bottoms, ["a", "b"], one_peak, (64, 64))
+    np.testing.assert_array_equal(p.shift, own)
+
+    def peak_there(a, b, start, shape):  # the texture peaks where the bottoms say, too
+        return np.asarray(start) + 0.2, 7.4
+
+    assert _texture_agrees(p, bottoms, ["a", "b"], peak_there, (64, 64))
+    np.testing.assert_allclose(p.shift, bottoms + 0.2)
+
+
+def test_a_silent_texture_needs_bottoms_that_agree_or_were_proven():
+    from napari_calcite_afm.level._anchors import _proven, _silent
+
+    p = _pair(3, 4, [0.0, 0.0], 2.5)
+    assert _silent(p) and not _silent(_pair(3, 4, [0.0, 0.0], 7.0))
+    assert _silent(_pair(3, 4, [0.0, 0.0], float("nan")))  # no texture at all
+    assert not _proven(p, [(0, 0)], set())  # one bottom, never proven: maybe spurious
+    assert _proven(p, [(0, 0)], {(3, 0)})  # its bottom in frame 3 was used before
+    assert _proven(p, [(0, 5)], {(4, 5)})  # its bottom in frame 4 is used after
+    assert not _proven(p, [(0, 5)], {(4, 0), (2, 5)})  # other bottoms, other frames
+    assert _proven(p, [(0, 0), (1, 2)], set())  # two bottoms agree
+
+
+def test_a_proven_bottom_carries_a_pair_whose_texture_is_silent():
+    """Pair 0-1 agrees with its bottom (proving it); pair 1-2 was misled by 4 px and its
+    texture shows nothing: it takes the bottom's shift, unless the texture is strong.
+    Then the other way round."""
+    from napari_calcite_afm.level._anchors import _anchor_pass
+
+    yy, xx = np.mgrid[0:160, 0:160].astype(float)
+    where = [(70.3, 81.6), (71.3, 80.1), (72.0, 82.4)]  # the bottom seen through the drift
+    frames = np.stack([_pit(yy, xx, cy, cx, layers=9.0) for cy, cx in where])
+    truth = [np.subtract(where[0], where[1]), np.subtract(where[1], where[2])]
+
+    misled = truth[1] + [4.0, 0.0]
+    for z, expected in ((2.0, truth[1]), (7.0, misled)):
+
+        def refine(a, b, start, shape, z=z):  # the texture peaks (z) at the misled shift
+            near = np.abs(np.asarray(start) - misled).max() < 0.5
+            return np.asarray(start, float), z if near else 1.0
+
+        pairs = [_pair(0, 1, truth[0] + 0.3, 6.0), _pair(1, 2, misled, z)]
+        _anchor_pass(pairs, frames, ["t"] * 3, refine, (160, 160))
+        np.testing.assert_allclose(pairs[1].shift, expected, atol=0.3)
+    # proof also reaches back: the first pair is the misled one, the second proves it
+    misled = truth[0] + [0.0, -4.0]
+    pairs = [_pair(0, 1, misled, 2.0), _pair(1, 2, truth[1] + 0.3, 6.0)]
+    _anchor_pass(pairs, frames, ["t"] * 3, refine, (160, 160))
+    np.testing.assert_allclose(pairs[0].shift, truth[0], atol=0.3)
+    assert pairs[0].anchors == pairs[1].anchors == 1
+
+
+def test_a_pair_follows_the_bottoms_that_agree_with_it_when_the_majority_is_refuted():
+    """Two pits that move together outvote a fixed one; the texture refutes their shift,
+    and the pair then follows the fixed bottom that agrees with its own."""
+    from napari_calcite_afm.level._anchors import _anchor_pass
+
+    yy, xx = np.mgrid[0:200, 0:200].astype(float)
+    fixed, movers = (60.3, 61.6), ((140.0, 60.0), (100.0, 140.0))
+    frames = np.stack(
+        [
+            _pit(yy, xx, *fixed, layers=9.0)
+            + sum(_pit(yy, xx, y, x + 5.0 * k, layers=9.0) for y, x in movers)
+            for k in range(2)
+        ]
+    )
+    own = np.zeros(2)
+
+    def refine(a, b, start, shape):  # the texture peaks at the pair's own shift only
+        near = np.abs(np.asarray(start) - own).max() < 0.5
+        return np.asarray(start, float), 7.0 if near else 1.0
+
+    pairs = [_pair(0, 1, own, 7.0)]
+    meas = _anchor_pass(pairs, frames, ["t"] * 2, refine, (200, 200))
+    np.testing.assert_array_equal(pairs[0].shift, own)  # the movers' shift is refused
+    assert pairs[0].anchors == 1 and len(meas) == 1  # the fixed bottom ties the frames
+    np.testing.assert_allclose(meas[0].shift, own, atol=0.3)
+
+
+def test_a_flat_minimum_gives_one_bottom_not_one_per_pixel():
+    yy, xx = np.mgrid[0:120, 0:120].astype(float)
+    frame = _pit(yy, xx, 60.3, 61.6, layers=9.0)  # its lowest terrace spans a few pixels
+    assert len(_pit_bottoms(frame)) == 1

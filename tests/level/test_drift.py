@@ -169,6 +169,21 @@ def test_a_jump_far_beyond_the_drift_before_is_flagged():
     assert not _jump(_Pair(ref=1, mov=2, coarse=np.array([9.0, -9.0]), strength=12.0), one_step)
 
 
+def test_a_change_of_drift_that_the_texture_confirms_is_not_a_jump(monkeypatch):
+    """Where steps bias the whole-frame shifts, the true shift can look like a jump from
+    them; the terrace texture, which does not move, tells the two apart."""
+    from napari_calcite_afm.level import drift
+
+    monkeypatch.setattr(drift, "_GOOD", 1e9)  # judge every pair, however strong its peak
+    true = np.array([[0, 0], [1, 0.5], [2, 1.0], [3, 1.5], [4, 2.0], [13, 2.5], [14, 3.0]])
+    stack = _texture_stack(6, true, size=128)
+    reg = register_stack(stack)
+    assert not reg.rejected.any(), reg.messages
+    assert np.abs(reg.shifts - true).max() < 0.3
+    old = register_stack(stack, texture=False)  # no texture to confirm it: a jump
+    assert old.rejected[5] and any("jump" in m for m in old.messages)
+
+
 def test_confidence_is_lower_on_noise():
     true = np.array([[0, 0], [0.7, 0.3], [1.4, 0.6], [2.1, 0.9]])
     clean = register_stack(_texture_stack(6, true, noise=0.02))

@@ -24,12 +24,14 @@ from scipy import ndimage
 
 from .._util import available_cpus, thread_map
 from ._consensus import _Measurement
+from ._texture import _TEX_WEAK
 
 _DEPTH_NM = 1.5  # a bottom lies at least this far below its surroundings (~5 steps)
 _SMOOTH_PX = 1.5  # Gaussian smoothing before the minima are looked for
 _MIN_SEP_PX = 5  # two bottoms are at least this far apart
 _CLOSING_PX = 15  # half size of the closing that gives the surroundings
 _LEVEL_NM = 0.2  # the bottom is the centroid of the pixels this close to the minimum
+_FLAT_PX = 15  # more pixels than this within _LEVEL_NM of the minimum (21 x 21): a flat floor
 _MATCH_PX = 1.0  # bottoms agreeing on a shift to this are one match
 _DEPTH_RATIO = 1.7  # a bottom's depth may change by at most this factor between frames
 _CORRECT_PX = 1.5  # a pair whose bottoms disagree with its shift by more is corrected
@@ -61,7 +63,9 @@ def _pit_bottoms(frame: np.ndarray) -> np.ndarray:
             continue
         w = np.clip(_LEVEL_NM - (win - s[y, x]), 0.0, None)
         total = w.sum()
-        out.append((y + (w * yy).sum() / total, x + (w * xx).sum() / total, depth[y, x]))
+        cy, cx = y + (w * yy).sum() / total, x + (w * xx).sum() / total
+        if all(np.hypot(cy - oy, cx - ox) >= _MIN_SEP_PX for oy, ox, _ in out):
+            out.append((cy, cx, depth[y, x]))  # (a flat minimum has several equal pixels)
     return np.array(out, float).reshape(-1, 3)
 
 
@@ -103,17 +107,36 @@ def _match(pa: np.ndarray, pb: np.ndarray, guess: np.ndarray, search: float):
 
 def _texture_agrees(p, shift: np.ndarray, textures, refine, shape) -> bool:
     """Whether the texture, refined at the bottoms' ``shift``, peaks about as well there as
-    at the pair's own shift; if so the pair takes the bottoms' (refined) shift."""
+    at the pair's own shift, and *there* (a refinement that walks more than
+    ``_MATCH_PX`` away found another peak, usually the pair's own); if so the pair takes
+    the bottoms' shift, refined on the texture. Only for pairs whose texture shows the
+    drift: where it is silent, :func:`_proven` decides."""
     a, b = textures[p.ref], textures[p.mov]
     if a is None or b is None:
         return False
     _, z_own = refine(a, b, p.shift, shape)
     refined, z = refine(a, b, shift, shape)
-    if z < z_own - _Z_MARGIN:
-        return False
-    p.shift = refined if np.abs(refined - shift).max() <= _MATCH_PX else shift
+    if z < z_own - _Z_MARGIN or np.abs(refined - shift).max() > _MATCH_PX:
+        return False  # weaker there, or the refinement walked off to another peak
+    p.shift = refined
     p.texture_z = z
     return True
+
+
+def _silent(p) -> bool:
+    """Whether a pair's texture showed nothing (its peak below ``_TEX_WEAK``, or none):
+    it can neither confirm nor refute the bottoms."""
+    return not p.texture_z >= _TEX_WEAK
+
+
+def _proven(p, matched: list[tuple[int, int]], verified: set[tuple[int, int]]) -> bool:
+    """Whether the bottoms of a pair whose texture is silent may be used: two bottoms or
+    more agree (a spurious minimum seldom moves with another), or one of them is in
+    another match that was used (``verified``: a bottom proven in this movie, before or
+    after this pair)."""
+    if len(matched) >= 2:
+        return True
+    return any((p.ref, ia) in verified or (p.mov, ib) in verified for ia, ib in matched)
 
 
 def _tracks(chain: list[int], links: dict[int, list[tuple[int, int]]]) -> list[dict[int, int]]:
@@ -166,6 +189,18 @@ def _anchor_pass(
     chain = [accepted[0].ref] + [p.mov for p in accepted]
     meas: list[_Measurement] = []
     links: dict[int, list[tuple[int, int]]] = {}
+    verified: set[tuple[int, int]] = set()  # (frame, bottom) in a match the texture allowed
+    pending = []  # pairs with a silent texture whose bottoms still need proof
+
+    def use(prev: int, p, shift: np.ndarray, matched: list[tuple[int, int]]) -> None:
+        p.anchors = len(matched)
+        verified.update((p.ref, ia) for ia, _ in matched)
+        verified.update((p.mov, ib) for _, ib in matched)
+        if p.ref == prev:
+            links[p.mov] = matched
+        else:
+            meas.extend(_Measurement(p.ref, p.mov, shift, _WEIGHT / 2) for _ in matched)
+
     for prev, p in zip(chain, accepted):
         found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, search)
         if found is None:
@@ -173,15 +208,27 @@ def _anchor_pass(
         shift, matched = found
         if max_shift is not None and np.abs(shift).max() > max_shift:
             continue  # beyond what the caller finds plausible
-        if np.abs(shift - p.shift).max() > _CORRECT_PX and not _texture_agrees(
-            p, shift, textures, refine, shape
-        ):
-            continue  # the texture prefers the pair's own shift: the bottoms are not used
-        p.anchors = len(matched)
-        if p.ref == prev:
-            links[p.mov] = matched
-        else:
-            meas.extend(_Measurement(p.ref, p.mov, shift, _WEIGHT / 2) for _ in matched)
+        if np.abs(shift - p.shift).max() > _CORRECT_PX:
+            if _silent(p):
+                pending.append((prev, p, shift, matched))
+                continue
+            if not _texture_agrees(p, shift, textures, refine, shape):
+                continue  # the texture prefers the pair's own shift: the bottoms are not used
+        use(prev, p, shift, matched)
+    while pending:  # proof spreads along a bottom's frames, forward and back
+        proven = [item for item in pending if _proven(item[1], item[3], verified)]
+        if not proven:
+            break
+        for item in proven:
+            prev, p, shift, matched = item
+            p.shift = shift
+            use(prev, p, shift, matched)
+            pending.remove(item)
+    for prev, p in zip(chain, accepted):  # the rest: follow the bottoms that agree with it
+        if not p.anchors:
+            found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, _CORRECT_PX)
+            if found is not None and (max_shift is None or np.abs(found[0]).max() <= max_shift):
+                use(prev, p, *found)
     for track in _tracks(chain, links):
         frames_in = sorted(track)
         w = _WEIGHT / len(frames_in)

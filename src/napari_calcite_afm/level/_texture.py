@@ -38,6 +38,7 @@ _EDGE_FACTOR = 2.0  # an edge: slope of the median-filtered frame above this x i
 _EDGE_GROW_PX = 2  # edges are grown by this many pixels
 _TUKEY = 3.0  # texture beyond this many robust sigma gets no weight
 _MIN_OVERLAP = 0.3  # offsets whose weight overlap is below this fraction are not scored
+_TEX_WEAK = 5.0  # below this the texture is not found: the whole-frame shift is kept
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
-from ._texture import _bias_posterior, _refine, _texture_spectra, _z_surface
+from ._texture import _TEX_WEAK, _bias_posterior, _refine, _texture_spectra, _z_surface
 from .robust import _eval_poly, _fit_poly
 
 __all__ = ["Registration", "register_stack", "shift_stack"]
@@ -167,7 +167,6 @@ _GOOD = 20.0  # full confidence; a jump beyond the drift before needs at least t
 _JUMP_PX = 5.0  # a shift this far (plus 4 sigma of the recent drift) from the trend is a jump
 _TEX_RADIUS = 12  # texture offsets searched around the whole-frame shift, pixels
 _TEX_STRONG = 6.5  # a pair's own texture peak this strong is used as it is
-_TEX_WEAK = 5.0  # below this the texture is not found: the whole-frame shift is kept
 _TEX_GOOD = 8.0  # texture peak of full confidence
 _TEX_EXCESS = 0.5  # a texture peak must exceed the movie's noise peaks by this to count
 _MAX_LAG = 3  # successive frames are also checked against frames up to this far apart
@@ -232,6 +231,17 @@ def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
 
 
+def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
+    """Whether the terrace texture peaks strongly near a whole-frame ``shift`` (within
+    ``_JUMP_PX``): a change of the drift rate that what does not move confirms, not a
+    jump. (Where the steps move, the whole-frame shifts before it can be biased by
+    several pixels, so that the true shift looks like a jump from them.)"""
+    if tex_ref is None or tex_mov is None:
+        return False
+    refined, z = _refine(tex_ref, tex_mov, shift, shape)
+    return bool(z >= _TEX_STRONG and np.abs(refined - shift).max() <= _JUMP_PX)
+
+
 def _all_textures(a: np.ndarray, has_data: list[bool]) -> list:
     """The texture spectra of every frame with data (None elsewhere), on threads."""
 
@@ -276,7 +286,13 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
         if pair.strength < _WEAK:
             pair.reason = "weak correlation"
-        elif pair.strength < _GOOD and _jump(pair, positions):
+        elif (
+            pair.strength < _GOOD
+            and _jump(pair, positions)
+            and not (
+                use_texture and _texture_confirms(computed[ref], computed[i], shift, a.shape[1:])
+            )
+        ):
             pair.reason = "a jump far beyond the drift before it"
         pairs.append(pair)
         if not pair.reason:
