@@ -6,7 +6,8 @@ Sections (one function each; the tracking benchmark, ``benchmarks/kinetics_track
 adds its own):
 
 - ``drift``: ``register_stack`` on synthetic movies with known drift and dissolving pits
-  and steps (``make_series``: 8 frames of 512 x 512 and 30 frames of 256 x 256; and,
+  and steps (``make_series``: 8 frames of 512 x 512, 30 frames of 512 x 512 (the
+  instrument's frame) and 30 frames of 256 x 256 (fewer pits in view); and,
   where it exists, the cellular generator ``make_cellular_series``), error relative to
   frame 0 (the largest of the two axes, pixels) against the targets (median <= 0.5 px,
   worst <= 1 px), with the texture correction and without it (the whole-frame phase
@@ -18,7 +19,8 @@ adds its own):
   correlation per frame pair (target >= 0.8) and dissolved volume (target within 20 %).
 
 Movie seeds (no test or development run uses them): drift 97,000-97,005 (8 frames),
-97,010-97,013 (30 frames), 97,030-97,033 (cellular); rates 97,020-97,025. Development
+97,010-97,013 (30 frames of 256), 97,040-97,045 (30 frames of 512), 97,030-97,033
+(cellular); rates 97,020-97,025. Development
 used 97,050-97,099. Timings on a shared machine are indicative only.
 """
 
@@ -39,6 +41,7 @@ from napari_calcite_afm.level import level_stack, register_stack  # noqa: E402
 
 DRIFT_8 = list(range(97000, 97006))
 DRIFT_30 = list(range(97010, 97014))
+DRIFT_30_512 = list(range(97040, 97046))
 DRIFT_CELLULAR = list(range(97030, 97034))
 RATES = list(range(97020, 97026))
 ASD = (
@@ -96,6 +99,9 @@ def section_drift(quick: bool = False) -> None:
     )
     _summary(f"make_series, 8 frames of {size8} x {size8}", rows)
     n30 = 12 if quick else 30
+    if not quick:
+        rows = _drift_rows("30 x 512", lambda s: make_series(30, 512, seed=s), DRIFT_30_512)
+        _summary("make_series, 30 frames of 512 x 512", rows)
     rows = _drift_rows(
         f"{n30} x 256", lambda s: make_series(n30, 256, seed=s), DRIFT_30[: 2 if quick else None]
     )
