@@ -57,13 +57,16 @@ TEST_SEED0 = 98_100_000
 RESULTS = Path(__file__).resolve().parent / "results" / "cross_generator.md"
 
 
-def _frames(gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict, most: float):
+def _frames(
+    gen: str, n: int, size: int, seed0: int, jobs: int, timing: dict, most: float, cellular=None
+):
     """Frames of ``gen`` (those over ``most`` multilayer pit dropped) and their pixel sizes;
-    records seconds per frame in ``timing``."""
+    records seconds per frame in ``timing``; ``cellular``: settings of cellular frames."""
     t0 = time.perf_counter()
     raw, lab, px = make_training_frames(
-        gen, n, size, seed0=seed0, jobs=jobs, return_pixel_size=True, max_pit_fraction=most
-    )
+        gen, n, size, seed0=seed0, jobs=jobs, return_pixel_size=True, max_pit_fraction=most,
+        cellular_options=cellular,
+    )  # fmt: skip
     took = time.perf_counter() - t0
     timing.setdefault(gen, []).append(took / max(n, 1))
     log(
@@ -168,6 +171,13 @@ def main(argv=None) -> int:
         "keep all): a frame wholly inside one pit cannot be told from terrace",
     )
     ap.add_argument(
+        "--cellular-labels",
+        choices=("basin", "footprint"),
+        default="basin",
+        help="what a cellular frame labels multilayer pit (basin: its closed-depression "
+        "part, the default; footprint: all its loops dissolved, as the standard generator)",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 12 + 4 frames of 128 px, 30 iterations of 8",
@@ -190,14 +200,19 @@ def main(argv=None) -> int:
     log(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads")
     timing: dict = {}
     log("test frames:")
+    cellular = {"pit_labels": args.cellular_labels}
+    if args.cellular_labels != "basin":
+        log(f"cellular frames label multilayer pits by their {args.cellular_labels}")
     tests = {
-        y: _frames(y, args.n_test, args.size, args.test_seed0, args.jobs, timing, most)
+        y: _frames(y, args.n_test, args.size, args.test_seed0, args.jobs, timing, most, cellular)
         for y in test_gens
     }
     cells, train_s = {}, {}
     for x in train_gens:
         log(f"training on {x}:")
-        raw, lab = _frames(x, args.n_train, args.size, TRAIN_SEED0, args.jobs, timing, most)
+        raw, lab = _frames(
+            x, args.n_train, args.size, TRAIN_SEED0, args.jobs, timing, most, cellular
+        )
         for nc in args.n_classes:
             cfg = TrainConfig(
                 n_classes=nc,

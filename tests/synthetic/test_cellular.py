@@ -191,3 +191,30 @@ def test_bad_settings():
         make_cellular_frame(32, n_frames=2)
     with pytest.raises(CalciteAFMError, match="bogus"):
         CellularParams.from_dict({"bogus": 1})
+    with pytest.raises(CalciteAFMError, match="pit_labels must be one of basin, footprint"):
+        make_cellular_series(1, 32, pit_labels="outline")
+
+
+def test_footprint_labels_cover_the_whole_pit_and_leave_the_heights_alone():
+    from napari_calcite_afm.synthetic.lattice import VISITED
+    from napari_calcite_afm.synthetic.lattice_render import _footprint_labels
+
+    opts = dict(n_frames=3, size=128, seed=5, pixel_size_nm=10.0, step_density_per_um=4.0)
+    basin = make_cellular_series(**opts)
+    foot = make_cellular_series(**opts, pit_labels="footprint")
+    np.testing.assert_array_equal(basin.raw, foot.raw)
+    np.testing.assert_array_equal(basin.clean, foot.clean)
+    assert foot.params["pit_labels"] == "footprint"
+    for b, f in zip(basin.labels, foot.labels):
+        assert np.all(f[b == 1] == 1)  # every basin pixel stays pit; only pit is added
+        assert np.all((f == b) | (f == 1))
+    assert (foot.labels == 1).sum() > (basin.labels == 1).sum()  # opened flanks count
+    # the rule itself: a visited area that holds a multilayer pixel becomes pit, whole
+    flags = np.zeros((6, 6), np.uint8)
+    flags[1:5, 1:3] = VISITED  # one pit's loops dissolved this area
+    flags[1:3, 4:6] = VISITED  # another area, no multilayer pixel in it
+    labels = np.full((6, 6), 2, np.uint8)
+    labels[2, 1] = 1
+    labels[3, 2] = 3  # a monolayer pit inside the footprint
+    out = _footprint_labels(labels, flags)
+    assert (out[1:5, 1:3] == 1).all() and (out[1:3, 4:6] == 2).all() and out.sum() < labels.sum()

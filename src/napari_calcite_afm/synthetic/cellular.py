@@ -36,7 +36,7 @@ from .crystal import STEP_HEIGHT_NM
 from .fields import _map_seeds, _stack_frames
 from .generators import SyntheticSeries
 from .lattice import _advance, _Automaton, _build_lattice
-from .lattice_render import _cellular_labels, _sample
+from .lattice_render import _cellular_labels, _footprint_labels, _sample
 from .scan_model import _draw_roughness, _draw_scan, _roughness_fields, _scan
 
 __all__ = ["make_cellular_frame", "make_cellular_frames", "make_cellular_series"]
@@ -239,7 +239,10 @@ def _cellular_frames(
         if ref is None:
             ref = int(np.median(depth[crop]))
         fields = _roughness_fields(rng_rough, grid, rough, fields)
-        surf = _heights(depth, lab, fields, rough, ref)
+        surf = _heights(depth, lab, fields, rough, ref)  # roughness follows the basins
+        footprint = p.pit_labels == "footprint"
+        if footprint:
+            lab = _footprint_labels(lab, flags)
         clean[k], labels[k] = surf[crop], lab[crop]
         shift = (float(drift_px[k, 0]), float(drift_px[k, 1]))
         if shift != (0.0, 0.0):
@@ -247,6 +250,8 @@ def _cellular_frames(
             lab = _cellular_labels(depth, flags)
             moved = [ndimage.shift(f, shift, order=1, mode="wrap") for f in fields]
             surf = _heights(depth, lab, moved, rough, ref)
+            if footprint:
+                lab = _footprint_labels(lab, flags)
         labels_raw[k] = lab[crop]
         raw[k] = _scan(surf[crop], rng_art, scan) if p.artifacts else surf[crop]
         done = k + 1

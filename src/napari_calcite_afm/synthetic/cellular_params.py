@@ -19,6 +19,8 @@ from .crystal import OBTUSE_TO_ACUTE_VELOCITY
 
 __all__ = ["CellularParams"]
 
+PIT_LABELS = ("basin", "footprint")  # what label 1 covers (CellularParams.pit_labels)
+
 
 @dataclass
 class CellularParams:
@@ -79,6 +81,12 @@ class CellularParams:
         Add streaks (lost contact, ringing) to the raw frames.
     drift_px_per_frame : float
         Scale of the drift, pixels per frame.
+    pit_labels : {"basin", "footprint"}
+        What label 1 (multilayer pit) covers. ``"basin"``: the closed-depression part of
+        what a dislocation pit's loops dissolved (a flank that a retreating step opened
+        onto the terrace below is terrace). ``"footprint"``: everything those loops
+        dissolved, as :func:`~.generators.make_series` labels its pits (monolayer pits
+        inside it included). The heights are the same either way.
 
     Examples
     --------
@@ -110,6 +118,7 @@ class CellularParams:
     drift: bool = True
     scars: bool = True
     drift_px_per_frame: float = 1.5
+    pit_labels: str = "basin"
 
     def check(self) -> None:
         """Raise a :class:`~napari_calcite_afm.errors.CalciteAFMError` for a setting out
@@ -130,6 +139,11 @@ class CellularParams:
         if not 1.0 <= float(self.obtuse_to_acute) <= 6.0:
             raise CalciteAFMError(
                 f"cellular series: obtuse_to_acute must be in [1, 6], got {self.obtuse_to_acute}"
+            )
+        if self.pit_labels not in PIT_LABELS:
+            raise CalciteAFMError(
+                f"cellular series: pit_labels must be one of {', '.join(PIT_LABELS)}, "
+                f"got {self.pit_labels!r}"
             )
         pk = self.kink_probability
         if pk is not None and not 0.3 <= float(pk) <= 1.0:

@@ -104,3 +104,16 @@ def _cellular_labels(depth: np.ndarray, flags: np.ndarray) -> np.ndarray:
         labels[cand & (_basin(depth, ~cand) > 0.5)] = LABEL_MONOLAYER
     labels[multi] = LABEL_MULTILAYER
     return labels
+
+
+def _footprint_labels(labels: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """``labels`` with every connected area that dislocation-pit loops dissolved
+    (:data:`~.lattice.VISITED`) and that holds a multilayer-pit pixel labelled 1 whole:
+    the pit's footprint (``CellularParams(pit_labels="footprint")``)."""
+    comp, n = ndimage.label((flags & VISITED) > 0)
+    if not n:
+        return labels
+    hit = np.unique(comp[labels == LABEL_MULTILAYER])
+    out = labels.copy()
+    out[np.isin(comp, hit[hit > 0])] = LABEL_MULTILAYER
+    return out

@@ -34,6 +34,7 @@ def make_training_frames(
     jobs: int = 1,
     return_pixel_size: bool = False,
     max_pit_fraction: float | None = None,
+    cellular_options: dict | None = None,
 ) -> tuple[np.ndarray, ...]:
     """``n`` independent training frames of a generator, seeds ``seed0`` to ``seed0 + n - 1``.
 
@@ -62,6 +63,9 @@ def make_training_frames(
         inside one pit: its floor and walls look like stepped terrace and nothing in
         the frame says otherwise, so its labels teach the network a contradiction
         (the shipped models' training sets drop frames over 0.8).
+    cellular_options : dict, optional
+        Settings of the cellular frames (:class:`~.cellular_params.CellularParams`
+        fields), e.g. ``{"pit_labels": "footprint"}``.
 
     Returns
     -------
@@ -93,18 +97,22 @@ def make_training_frames(
             count = len(range(start, n, len(parts)))
             if count:
                 step = slice(start, None, len(parts))
-                raw[step], labels[step], px[step] = _frames(part, seed, count, size, jobs)
+                raw[step], labels[step], px[step] = _frames(
+                    part, seed, count, size, jobs, cellular_options
+                )
             seed += count
     else:
-        raw, labels, px = _frames(generator, int(seed0), n, size, jobs)
+        raw, labels, px = _frames(generator, int(seed0), n, size, jobs, cellular_options)
     if max_pit_fraction is not None:
         keep = (labels == 1).mean(axis=(1, 2)) <= float(max_pit_fraction)
         raw, labels, px = raw[keep], labels[keep], px[keep]
     return (raw, labels, px) if return_pixel_size else (raw, labels)
 
 
-def _frames(generator: str, seed0: int, n: int, size: int, jobs: int):
+def _frames(generator: str, seed0: int, n: int, size: int, jobs: int, cellular=None):
     """``n`` frames of one generator, seeds from ``seed0``: ``(raw, labels, pixel sizes)``."""
     if generator == "cellular":
-        return make_cellular_frames(n, size, seed0=seed0, jobs=jobs, return_pixel_size=True)
+        return make_cellular_frames(
+            n, size, seed0=seed0, jobs=jobs, return_pixel_size=True, **(cellular or {})
+        )
     return make_frames(n, size, seed0=seed0, jobs=jobs, variety=generator, return_pixel_size=True)
