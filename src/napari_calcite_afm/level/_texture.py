@@ -39,6 +39,7 @@ _EDGE_GROW_PX = 2  # edges are grown by this many pixels
 _TUKEY = 3.0  # texture beyond this many robust sigma gets no weight
 _MIN_OVERLAP = 0.3  # offsets whose weight overlap is below this fraction are not scored
 _TEX_WEAK = 5.0  # below this the texture is not found: the whole-frame shift is kept
+_TEX_STRONG = 6.5  # a pair's own texture peak this strong is used as it is
 
 
 @dataclass

@@ -10,14 +10,13 @@ move: the fine texture of the terraces (:mod:`._texture`) and the bottoms of the
 pits, which stay on their dislocations (:mod:`._anchors`); it is checked against frames
 two and three apart and tied to every frame that shares a pit bottom
 (:mod:`._consensus`). Pairs with a weak correlation peak, or a jump
-far beyond the drift of the frames before that a strong peak does not confirm, are
-rejected; their frames get shifts interpolated from their neighbours, and the result
+far beyond the drift of the frames before that neither a strong peak nor the terrace
+texture confirms (:mod:`._pairs`), are rejected; their frames get shifts interpolated from their neighbours, and the result
 says so (:attr:`Registration.messages`).
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,15 @@ from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
-from ._texture import _TEX_WEAK, _bias_posterior, _refine, _texture_spectra, _z_surface
+from ._pairs import _jump, _Pair, _texture_confirms
+from ._texture import (
+    _TEX_STRONG,
+    _TEX_WEAK,
+    _bias_posterior,
+    _refine,
+    _texture_spectra,
+    _z_surface,
+)
 from .robust import _eval_poly, _fit_poly
 
 __all__ = ["Registration", "register_stack", "shift_stack"]
@@ -164,9 +171,7 @@ def _pair_shift(f_ref, f_mov, upsample_factor, max_shift) -> np.ndarray:
 # -- decisions (peak strengths are z-scores of the correlation peak over its surface)
 _WEAK = 8.0  # a whole-frame peak weaker than this is noise: the pair is rejected
 _GOOD = 20.0  # full confidence; a jump beyond the drift before needs at least this
-_JUMP_PX = 5.0  # a shift this far (plus 4 sigma of the recent drift) from the trend is a jump
 _TEX_RADIUS = 12  # texture offsets searched around the whole-frame shift, pixels
-_TEX_STRONG = 6.5  # a pair's own texture peak this strong is used as it is
 _TEX_GOOD = 8.0  # texture peak of full confidence
 _TEX_EXCESS = 0.5  # a texture peak must exceed the movie's noise peaks by this to count
 _MAX_LAG = 3  # successive frames are also checked against frames up to this far apart
@@ -192,54 +197,6 @@ def _peak_strength(f_ref: np.ndarray, f_mov: np.ndarray, max_shift) -> float:
         return 0.0
     sd = float(background.std())
     return float((cc[pr, pc] - background.mean()) / sd) if sd > 0 else 0.0
-
-
-@dataclass
-class _Pair:
-    """One measured pair: the shift that aligns frame ``mov`` with frame ``ref``."""
-
-    ref: int
-    mov: int
-    coarse: np.ndarray  # whole-frame phase correlation, pixels
-    strength: float  # its peak strength (z-score)
-    reason: str = ""  # why it was rejected ("" when accepted)
-    shift: np.ndarray | None = None  # after the texture correction, pixels
-    texture_z: float = float("nan")  # strength of the texture peak (NaN: not used)
-    anchors: int = 0  # pit bottoms that agree on the shift (:mod:`._anchors`)
-
-
-def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
-    """True when ``pair`` puts its frame far off the drift of the last accepted frames.
-
-    The drift rate is the median over the last (up to) 5 accepted steps; with fewer
-    than 2 steps of history the allowed deviation is 3 times wider, with none there is
-    nothing to judge by.
-    """
-    recent = sorted(positions)[-6:]
-    if len(recent) < 2:
-        return False
-    rates = np.array(
-        [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
-    )
-    rate = np.median(rates, axis=0)
-    spread = 1.4826 * np.median(np.abs(rates - rate), axis=0)
-    allowed = _JUMP_PX + 4 * spread if len(rates) >= 2 else 3 * _JUMP_PX
-    last = recent[-1]
-    gap = pair.mov - last
-    predicted = positions[last] + rate * gap
-    new = positions[pair.ref] + pair.coarse
-    return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
-
-
-def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
-    """Whether the terrace texture peaks strongly near a whole-frame ``shift`` (within
-    ``_JUMP_PX``): a change of the drift rate that what does not move confirms, not a
-    jump. (Where the steps move, the whole-frame shifts before it can be biased by
-    several pixels, so that the true shift looks like a jump from them.)"""
-    if tex_ref is None or tex_mov is None:
-        return False
-    refined, z = _refine(tex_ref, tex_mov, shift, shape)
-    return bool(z >= _TEX_STRONG and np.abs(refined - shift).max() <= _JUMP_PX)
 
 
 def _all_textures(a: np.ndarray, has_data: list[bool]) -> list:
