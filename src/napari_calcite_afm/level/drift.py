@@ -9,10 +9,10 @@ the retreating steps and widening pits. The shift is then corrected on what does
 move: the fine texture of the terraces (:mod:`._texture`) and the bottoms of the deep
 pits, which stay on their dislocations (:mod:`._anchors`); it is checked against frames
 two and three apart and tied to every frame that shares a pit bottom
-(:mod:`._consensus`). Pairs with a weak correlation peak, or a jump
-far beyond the drift of the frames before that neither a strong peak nor the terrace
-texture confirms (:mod:`._pairs`), are rejected; their frames get shifts interpolated from their neighbours, and the result
-says so (:attr:`Registration.messages`).
+(:mod:`._consensus`). Pairs with a weak correlation peak, or a jump far beyond the
+drift of the frames before that neither a strong peak nor the terrace texture confirms
+(:mod:`._pairs`), are rejected; their frames get shifts interpolated from their
+neighbours, and the result says so (:attr:`Registration.messages`).
 """
 
 from __future__ import annotations
