@@ -31,7 +31,6 @@ _SMOOTH_PX = 1.5  # Gaussian smoothing before the minima are looked for
 _MIN_SEP_PX = 5  # two bottoms are at least this far apart
 _CLOSING_PX = 15  # half size of the closing that gives the surroundings
 _LEVEL_NM = 0.2  # the bottom is the centroid of the pixels this close to the minimum
-_FLAT_PX = 15  # more pixels than this within _LEVEL_NM of the minimum (21 x 21): a flat floor
 _MATCH_PX = 1.0  # bottoms agreeing on a shift to this are one match
 _DEPTH_RATIO = 1.7  # a bottom's depth may change by at most this factor between frames
 _CORRECT_PX = 1.5  # a pair whose bottoms disagree with its shift by more is corrected
@@ -189,7 +188,7 @@ def _anchor_pass(
     chain = [accepted[0].ref] + [p.mov for p in accepted]
     meas: list[_Measurement] = []
     links: dict[int, list[tuple[int, int]]] = {}
-    verified: set[tuple[int, int]] = set()  # (frame, bottom) in a match the texture allowed
+    verified: set[tuple[int, int]] = set()  # (frame, bottom) of the matches used
     pending = []  # pairs with a silent texture whose bottoms still need proof
 
     def use(prev: int, p, shift: np.ndarray, matched: list[tuple[int, int]]) -> None:
@@ -219,11 +218,11 @@ def _anchor_pass(
         proven = [item for item in pending if _proven(item[1], item[3], verified)]
         if not proven:
             break
-        for item in proven:
-            prev, p, shift, matched = item
+        for prev, p, shift, matched in proven:
             p.shift = shift
             use(prev, p, shift, matched)
-            pending.remove(item)
+        done = {id(item) for item in proven}  # (items hold arrays: no == on them)
+        pending = [item for item in pending if id(item) not in done]
     for prev, p in zip(chain, accepted):  # the rest: follow the bottoms that agree with it
         if not p.anchors:
             found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, _CORRECT_PX)
