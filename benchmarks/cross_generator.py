@@ -51,6 +51,7 @@ from napari_calcite_afm.segmentation import (
     train_model,
 )
 from napari_calcite_afm.synthetic import GENERATORS, TRAINING_GENERATORS, make_training_frames
+from napari_calcite_afm.synthetic.cellular_params import PIT_LABELS
 
 TRAIN_SEED0 = 98_000_000
 TEST_SEED0 = 98_100_000
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--cellular-labels",
-        choices=("basin", "footprint"),
+        choices=PIT_LABELS,
         default="basin",
         help="what a cellular frame labels multilayer pit (basin: its closed-depression "
         "part, the default; footprint: all its loops dissolved, as the standard generator)",

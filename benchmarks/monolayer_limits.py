@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _report import publish
+from _report import log, publish
 from scipy import ndimage as ndi
 
 from napari_calcite_afm.segmentation import (
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.n_train, args.n_test, args.iterations = 128, 4, 2, 20
     variants = args.variant or list(VARIANTS)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     tests = {}
     head = "| variant | pixel acc | IoU pit | IoU terrace | IoU monolayer pit | "
     head += " | ".join(f"mono found, {lo}-{hi if hi < 10**9 else ''} px" for lo, hi in SIZE_BINS)
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         truth = np.stack([prepare_labels(lb, 3) for lb in te_lab])
         metrics = segmentation_metrics(truth, pred, 3)
         lines.append(_row(name, metrics, _object_recall(truth, pred), seconds))
-        print(lines[-1], flush=True)
+        log(lines[-1])
     command = " ".join(argv if argv is not None else sys.argv[1:])
     text = (
         "# What limits the monolayer-pit class\n\n"

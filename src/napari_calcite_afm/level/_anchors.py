@@ -167,9 +167,12 @@ def _anchor_pass(
     A pair (``_Pair`` with ``shift`` set) whose bottoms agree on a shift more than
     ``_CORRECT_PX`` from its own takes the bottoms' shift (refined on the texture) when
     the terrace texture peaks there about as well as at its own (a spurious bottom, in
-    a wide pit floor or a pit leaving the frame, gives a shift the texture refutes);
-    otherwise its bottoms are not used. Pairs that use them record ``anchors``, the
-    number of bottoms that agree.
+    a wide pit floor or a pit leaving the frame, gives a shift the texture refutes:
+    :func:`_texture_agrees`). Where its texture is silent (:func:`_silent`) it takes
+    them once they are proven (:func:`_proven`: two or more agree, or a bottom is used in
+    another pair, before or after). A pair whose bottoms are refused still follows those
+    that agree with its own shift. Pairs that use bottoms record ``anchors``, the number
+    of bottoms that agree.
 
     Returns the measurements that tie together the frames in which one bottom is
     followed (matched from each accepted frame to the next): one between every two of
@@ -191,6 +194,9 @@ def _anchor_pass(
     verified: set[tuple[int, int]] = set()  # (frame, bottom) of the matches used
     pending = []  # pairs with a silent texture whose bottoms still need proof
 
+    def plausible(shift: np.ndarray) -> bool:  # within the caller's bound
+        return max_shift is None or bool(np.abs(shift).max() <= max_shift)
+
     def use(prev: int, p, shift: np.ndarray, matched: list[tuple[int, int]]) -> None:
         p.anchors = len(matched)
         verified.update((p.ref, ia) for ia, _ in matched)
@@ -205,8 +211,8 @@ def _anchor_pass(
         if found is None:
             continue
         shift, matched = found
-        if max_shift is not None and np.abs(shift).max() > max_shift:
-            continue  # beyond what the caller finds plausible
+        if not plausible(shift):
+            continue
         if np.abs(shift - p.shift).max() > _CORRECT_PX:
             if _silent(p):
                 pending.append((prev, p, shift, matched))
@@ -226,7 +232,7 @@ def _anchor_pass(
     for prev, p in zip(chain, accepted):  # the rest: follow the bottoms that agree with it
         if not p.anchors:
             found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, _CORRECT_PX)
-            if found is not None and (max_shift is None or np.abs(found[0]).max() <= max_shift):
+            if found is not None and plausible(found[0]):
                 use(prev, p, *found)
     for track in _tracks(chain, links):
         frames_in = sorted(track)

@@ -417,8 +417,9 @@ def register_stack(
        found with ``skimage.registration.phase_cross_correlation`` (subpixel,
        ``upsample_factor``). A peak weaker than 8 standard deviations of the
        correlation surface, or one that jumps far from the drift of the frames before
-       it without a strong peak (20), rejects the frame; the next frame is then
-       measured against the last accepted one.
+       it without a strong peak (20) and without a strong terrace-texture peak near it
+       (the steps can bias the shifts before a true change of drift), rejects the
+       frame; the next frame is then measured against the last accepted one.
     2. ``texture``: on a dissolving surface the whole-frame match partly follows the
        retreating steps. The shift is corrected on the fine texture of the terraces
        away from any step edge (what does not move), pooling weak evidence over
@@ -427,8 +428,10 @@ def register_stack(
        The bottoms of deep pits (at least 1.5 nm below their surroundings: the
        dislocation pits, whose bottoms do not move while their walls retreat) are
        matched from frame to frame; a pair whose bottoms agree on another shift takes
-       it where the texture does not refute it, and every frame that shares a bottom
-       is tied to the others (errors do not add up along the movie).
+       it where the texture does not refute it (where the texture shows nothing, once
+       two bottoms agree or the bottom is proven in another pair), and every frame
+       that shares a bottom is tied to the others (errors do not add up along the
+       movie).
     3. ``texture`` and ``"previous"``: frames 2 and 3 apart are matched on the texture
        too, and all the shifts are solved jointly by robust least squares.
     4. Rejected frames get shifts interpolated linearly from the accepted frames around

@@ -227,6 +227,7 @@ def _cellular_frames(
     labels_raw = np.empty_like(labels)
     auto = _Automaton(lat)
     crop = (slice(m, m + size), slice(m, m + size))
+    footprint = p.pit_labels == "footprint"  # labels only: heights follow the basins
     fields = ref = None
     done = 0
     for k in range(n):
@@ -240,7 +241,6 @@ def _cellular_frames(
             ref = int(np.median(depth[crop]))
         fields = _roughness_fields(rng_rough, grid, rough, fields)
         surf = _heights(depth, lab, fields, rough, ref)  # roughness follows the basins
-        footprint = p.pit_labels == "footprint"
         if footprint:
             lab = _footprint_labels(lab, flags)
         clean[k], labels[k] = surf[crop], lab[crop]
