@@ -50,6 +50,8 @@ def test_measure_show_select_and_export(viewer_with_movie, qtbot, wait_idle, tmp
     tracks = viewer.layers["movie pit tracks"]
     # the layers follow the movie: same scale (s per frame, nm per pixel)
     assert tuple(rates.scale) == tuple(image.scale) == tuple(ids.scale) == tuple(tracks.scale)
+    # and units: the scale bar reads nm only while every layer agrees
+    assert tuple(tracks.units) == tuple(image.units) and str(tracks.units[-1]) == "nanometer"
     lo, hi = rates.contrast_limits
     assert lo == -hi and hi > 0  # diverging, centred on 0
     assert rates.colorbar.visible and rates.metadata["units"] == "nm/s"

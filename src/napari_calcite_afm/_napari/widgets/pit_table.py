@@ -198,6 +198,8 @@ def show_kinetics(viewer, result, name: str, like=None) -> dict:
             name=name_t,
             scale=scale,
             translate=tuple(layers["ids"].translate),
+            units=tuple(str(u) for u in layers["ids"].units),  # (else the scale bar
+            axis_labels=tuple(layers["ids"].axis_labels),  # loses its unit: "500")
             tail_length=max(2, ids.shape[0]),
             metadata={"pixel_size_nm": px, **meta},
         )
