@@ -38,22 +38,24 @@ def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     """True when ``pair`` puts its frame far off the drift of the last accepted frames.
 
     The drift rate is the median over the last (up to) 5 accepted steps; with fewer
-    than 2 steps of history the allowed deviation is 3 times wider, with none there is
-    nothing to judge by.
+    than 2 steps the allowed deviation is 3 times wider, and with none the drift so far
+    is taken as 0: a weak first peak far off (more than ``3 * _JUMP_PX`` pixels, where
+    the steps of a frame-filling pit match themselves along their length) would
+    otherwise set a trend that rejects every true shift after it.
     """
     recent = sorted(positions)[-6:]
+    last = recent[-1]
+    gap = pair.mov - last
+    new = positions[pair.ref] + pair.coarse
     if len(recent) < 2:
-        return False
+        return bool(np.any(np.abs(new - positions[last]) > 3 * _JUMP_PX * np.sqrt(gap)))
     rates = np.array(
         [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
     )
     rate = np.median(rates, axis=0)
     spread = 1.4826 * np.median(np.abs(rates - rate), axis=0)
     allowed = _JUMP_PX + 4 * spread if len(rates) >= 2 else 3 * _JUMP_PX
-    last = recent[-1]
-    gap = pair.mov - last
     predicted = positions[last] + rate * gap
-    new = positions[pair.ref] + pair.coarse
     return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
 
 
