@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=512, help="frame size, pixels (512)")
     ap.add_argument("--iterations", type=int, default=1600, help="optimiser steps (1600)")
     ap.add_argument("--batch-size", type=int, default=16, help="patches per step (16)")
+    ap.add_argument("--patch-size", type=int, default=160, help="training patch, pixels (160)")
+    ap.add_argument("--levels", type=int, default=3, help="U-Net levels (3, the shipped models)")
     ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
@@ -219,6 +221,8 @@ def main(argv=None) -> int:
                 n_classes=nc,
                 iterations=args.iterations,
                 batch_size=args.batch_size,
+                patch_size=args.patch_size,
+                levels=args.levels,
                 decoder="concat",
                 precision="float32",
                 device=args.device,
@@ -250,7 +254,8 @@ def main(argv=None) -> int:
         "# Cross-generator accuracy\n\n"
         + (
             f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} "
-            f"iterations of {args.batch_size} patches, {args.n_train} training frames (seeds "
+            f"iterations of {args.batch_size} patches of {args.patch_size} px, {args.levels} "
+            f"levels, {args.n_train} training frames (seeds "
             f"{TRAIN_SEED0}+); "
             if train_gens
             else ""
