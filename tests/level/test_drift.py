@@ -245,3 +245,30 @@ def test_too_weak_a_texture_does_not_move_the_shifts_and_is_reported():
     assert np.abs(reg.shifts).max() < 1.0
     assert reg.confidence[1:].max() <= 0.5
     assert any("terrace texture barely showed" in m for m in reg.messages), reg.messages
+
+
+def test_a_staircase_alias_far_off_the_trend_gives_way_to_the_peak_near_it():
+    """A regular staircase matches itself one step spacing away, often more strongly
+    than at the true shift; a jump-flagged pair then takes the peak near the trend."""
+    from napari_calcite_afm.level._pairs import _jump, _Pair, _peak_near, _staircase_alias
+
+    rng = np.random.default_rng(5)
+    tex = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.0)
+    true, alias = np.array([2.0, 1.0]), np.array([-22.0, 9.0])
+    # frame b holds the reference twice: weakly at the true shift, strongly at the alias
+    mov = 0.6 * np.roll(tex, (-2, -1), (0, 1)) + np.roll(tex, (22, -9), (0, 1))
+    f_ref, f_mov = np.fft.fft2(tex), np.fft.fft2(mov)
+    positions = {0: np.zeros(2), 1: np.array([2.1, 0.9]), 2: np.array([4.0, 2.1])}
+    pair = _Pair(ref=2, mov=3, coarse=alias.copy(), strength=40.0)
+    assert _jump(pair, positions)
+    assert _staircase_alias(pair, positions, f_ref, f_mov, weak=8.0)
+    assert np.abs(pair.coarse - true).max() < 0.3 and pair.strength >= 8.0
+    # no trend yet (fewer than 2 steps): nothing to judge by, the pair is left alone
+    early = _Pair(ref=1, mov=2, coarse=alias.copy(), strength=40.0)
+    assert not _staircase_alias(early, {0: np.zeros(2), 1: true}, f_ref, f_mov, weak=8.0)
+    assert np.array_equal(early.coarse, alias)
+    # only the far peak: the window's maximum is the flank of a peak outside it
+    single = np.fft.fft2(np.roll(tex, (22, -9), (0, 1)))
+    assert _peak_near(f_ref, single, np.array([2.0, 1.0]), 5.0)[1] < 8.0
+    lone = _Pair(ref=2, mov=3, coarse=alias.copy(), strength=40.0)
+    assert not _staircase_alias(lone, positions, f_ref, single, weak=8.0)

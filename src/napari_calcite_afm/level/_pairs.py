@@ -5,7 +5,9 @@ A :class:`_Pair` holds what was measured between two frames: the whole-frame shi
 its peak strength, then the texture correction and the pit bottoms that agree.
 :func:`_jump` judges a whole-frame shift against the drift of the frames before it;
 :func:`_texture_confirms` lets the terrace texture overrule that judgement where the
-steps had biased the shifts before. Shifts in pixels, ``scipy.ndimage.shift`` convention.
+steps had biased the shifts before; :func:`_staircase_alias` replaces a jump by the
+correlation peak near the drift trend, where a regular staircase matched itself one step
+spacing away. Shifts in pixels, ``scipy.ndimage.shift`` convention.
 """
 
 from __future__ import annotations
@@ -68,3 +70,65 @@ def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
         return False
     refined, z = _refine(tex_ref, tex_mov, shift, shape)
     return bool(z >= _TEX_STRONG and np.abs(refined - shift).max() <= _JUMP_PX)
+
+
+def _predicted(pair: _Pair, positions: dict[int, np.ndarray]) -> np.ndarray | None:
+    """The shift of ``pair`` that the drift of the last (up to) 5 accepted steps
+    predicts (from its reference frame), or None with fewer than 2 steps."""
+    recent = sorted(positions)[-6:]
+    if len(recent) < 3:
+        return None
+    rates = [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
+    last = recent[-1]
+    return positions[last] + np.median(rates, axis=0) * (pair.mov - last) - positions[pair.ref]
+
+
+def _peak_near(f_ref: np.ndarray, f_mov: np.ndarray, centre: np.ndarray, radius: float):
+    """The whole-frame correlation peak within ``radius`` pixels (per axis) of
+    ``centre``: ``(shift, strength)``, the strength a z-score over the whole surface
+    (without the 5 x 5 pixels around the peak), as the main peak's; strength 0 when the
+    maximum lies on the window's edge (the flank of a peak outside it)."""
+    cc = np.real(np.fft.ifft2(f_ref * np.conj(f_mov)))
+    shape = np.array(cc.shape)
+    lag = [np.fft.fftfreq(n, 1.0 / n) for n in shape]
+    near = [
+        np.abs((lag[ax] - centre[ax] + n / 2) % n - n / 2) <= radius for ax, n in enumerate(shape)
+    ]
+    allowed = near[0][:, None] & near[1][None, :]
+    if not allowed.any():
+        return np.asarray(centre, float), 0.0
+    peak = np.unravel_index(int(np.argmax(np.where(allowed, cc, -np.inf))), cc.shape)
+    shift = np.array([lag[0][peak[0]], lag[1][peak[1]]], float)
+    if np.abs(shift - centre).max() > radius - 1:
+        return shift, 0.0  # on the window's edge: the flank of a peak outside, not a peak
+    for ax in range(2):  # parabolic subpixel
+        lo, hi = list(peak), list(peak)
+        lo[ax], hi[ax] = (peak[ax] - 1) % shape[ax], (peak[ax] + 1) % shape[ax]
+        ym, y0, yp = cc[tuple(lo)], cc[peak], cc[tuple(hi)]
+        den = ym - 2 * y0 + yp
+        if den < 0:
+            shift[ax] += float(np.clip(0.5 * (ym - yp) / den, -0.5, 0.5))
+    d = [np.abs((np.arange(n) - peak[ax] + n // 2) % n - n // 2) for ax, n in enumerate(shape)]
+    background = cc[~((d[0][:, None] <= 2) & (d[1][None, :] <= 2))]
+    sd = float(background.std())
+    return shift, float((cc[peak] - background.mean()) / sd) if sd > 0 else 0.0
+
+
+def _staircase_alias(pair: _Pair, positions, f_ref, f_mov, weak: float) -> bool:
+    """Replace a jump-flagged whole-frame shift by the correlation peak near the drift
+    trend's prediction (within ``_JUMP_PX``), when that peak is at least ``weak``;
+    returns whether it did.
+
+    A staircase of regular steps (the wall of a large pit) matches itself one step
+    spacing away: its correlation then peaks there, often strongly (a development movie
+    jumped 24 px between two frames whose drift differed by 2 px), beside a peak at the
+    true shift.
+    """
+    predicted = _predicted(pair, positions)
+    if predicted is None:
+        return False
+    shift, strength = _peak_near(f_ref, f_mov, predicted, _JUMP_PX)
+    if strength < weak:
+        return False
+    pair.coarse, pair.strength = shift, strength
+    return True

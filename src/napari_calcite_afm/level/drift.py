@@ -29,7 +29,7 @@ from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._input import _as_stack
-from ._pairs import _jump, _Pair, _texture_confirms
+from ._pairs import _jump, _Pair, _staircase_alias, _texture_confirms
 from ._texture import (
     _TEX_STRONG,
     _TEX_WEAK,
@@ -243,17 +243,17 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
         if pair.strength < _WEAK:
             pair.reason = "weak correlation"
-        elif (
-            pair.strength < _GOOD
-            and _jump(pair, positions)
-            and not (
-                use_texture and _texture_confirms(computed[ref], computed[i], shift, a.shape[1:])
-            )
+        elif _jump(pair, positions) and not (
+            use_texture and _texture_confirms(computed[ref], computed[i], shift, a.shape[1:])
         ):
-            pair.reason = "a jump far beyond the drift before it"
+            if (
+                not (use_texture and _staircase_alias(pair, positions, ref_spec, cur, _WEAK))
+                and pair.strength < _GOOD
+            ):
+                pair.reason = "a jump far beyond the drift before it"
         pairs.append(pair)
         if not pair.reason:
-            positions[i] = positions[ref] + shift
+            positions[i] = positions[ref] + pair.coarse
             if use_texture:
                 textures[i] = computed[i]
             if reference == "previous":
@@ -419,7 +419,10 @@ def register_stack(
        correlation surface, or one that jumps far from the drift of the frames before
        it without a strong peak (20) and without a strong terrace-texture peak near it
        (the steps can bias the shifts before a true change of drift), rejects the
-       frame; the next frame is then measured against the last accepted one.
+       frame; the next frame is then measured against the last accepted one. With
+       ``texture``, such a jump (strong or weak) first takes the correlation peak near
+       the trend's prediction where there is one: a regular staircase matches itself
+       one step spacing away. The first shift is judged against no drift.
     2. ``texture``: on a dissolving surface the whole-frame match partly follows the
        retreating steps. The shift is corrected on the fine texture of the terraces
        away from any step edge (what does not move), pooling weak evidence over
