@@ -263,6 +263,8 @@ def test_a_staircase_alias_far_off_the_trend_gives_way_to_the_peak_near_it():
     assert _jump(pair, positions)
     assert _staircase_alias(pair, positions, f_ref, f_mov, weak=8.0)
     assert np.abs(pair.coarse - true).max() < 0.3 and pair.strength >= 8.0
+    bounded = _Pair(ref=2, mov=3, coarse=alias.copy(), strength=40.0)  # beyond max_shift
+    assert not _staircase_alias(bounded, positions, f_ref, f_mov, weak=8.0, max_shift=1.5)
     # no trend yet (fewer than 2 steps): nothing to judge by, the pair is left alone
     early = _Pair(ref=1, mov=2, coarse=alias.copy(), strength=40.0)
     assert not _staircase_alias(early, {0: np.zeros(2), 1: true}, f_ref, f_mov, weak=8.0)

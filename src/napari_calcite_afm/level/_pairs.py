@@ -114,10 +114,12 @@ def _peak_near(f_ref: np.ndarray, f_mov: np.ndarray, centre: np.ndarray, radius:
     return shift, float((cc[peak] - background.mean()) / sd) if sd > 0 else 0.0
 
 
-def _staircase_alias(pair: _Pair, positions, f_ref, f_mov, weak: float) -> bool:
+def _staircase_alias(
+    pair: _Pair, positions, f_ref, f_mov, weak: float, max_shift: float | None = None
+) -> bool:
     """Replace a jump-flagged whole-frame shift by the correlation peak near the drift
-    trend's prediction (within ``_JUMP_PX``), when that peak is at least ``weak``;
-    returns whether it did.
+    trend's prediction (inside ``_JUMP_PX``), when that peak is at least ``weak`` and
+    within ``max_shift`` (pixels, per axis; None: no bound); returns whether it did.
 
     A staircase of regular steps (the wall of a large pit) matches itself one step
     spacing away: its correlation then peaks there, often strongly (a development movie
@@ -128,7 +130,7 @@ def _staircase_alias(pair: _Pair, positions, f_ref, f_mov, weak: float) -> bool:
     if predicted is None:
         return False
     shift, strength = _peak_near(f_ref, f_mov, predicted, _JUMP_PX)
-    if strength < weak:
+    if strength < weak or (max_shift is not None and np.abs(shift).max() > max_shift):
         return False
     pair.coarse, pair.strength = shift, strength
     return True

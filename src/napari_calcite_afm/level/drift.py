@@ -247,7 +247,10 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
             use_texture and _texture_confirms(computed[ref], computed[i], shift, a.shape[1:])
         ):
             if (
-                not (use_texture and _staircase_alias(pair, positions, ref_spec, cur, _WEAK))
+                not (
+                    use_texture
+                    and _staircase_alias(pair, positions, ref_spec, cur, _WEAK, max_shift)
+                )
                 and pair.strength < _GOOD
             ):
                 pair.reason = "a jump far beyond the drift before it"
