@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._correlation import _cross_correlation, _lag, _peak, _subpixel, _window, _z_score
 from ._texture import _TEX_STRONG, _refine
 
 _JUMP_PX = 5.0  # a shift this far (plus 4 sigma of the recent drift) from the trend is a jump
@@ -36,6 +37,14 @@ class _Pair:
     anchors: int = 0  # pit bottoms that agree on the shift (:mod:`._anchors`)
 
 
+def _recent_rates(positions: dict[int, np.ndarray]) -> tuple[int, np.ndarray]:
+    """The last accepted frame and the drift rates (pixels per frame, ``(k, 2)``) of the
+    last (up to) 5 accepted steps before it (none with a single frame)."""
+    recent = sorted(positions)[-6:]
+    rates = [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
+    return recent[-1], np.array(rates).reshape(-1, 2)
+
+
 def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     """True when ``pair`` puts its frame far off the drift of the last accepted frames.
 
@@ -45,15 +54,11 @@ def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     the steps of a frame-filling pit match themselves along their length) would
     otherwise set a trend that rejects every true shift after it.
     """
-    recent = sorted(positions)[-6:]
-    last = recent[-1]
+    last, rates = _recent_rates(positions)
     gap = pair.mov - last
     new = positions[pair.ref] + pair.coarse
-    if len(recent) < 2:
+    if not len(rates):
         return bool(np.any(np.abs(new - positions[last]) > 3 * _JUMP_PX * np.sqrt(gap)))
-    rates = np.array(
-        [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
-    )
     rate = np.median(rates, axis=0)
     spread = 1.4826 * np.median(np.abs(rates - rate), axis=0)
     allowed = _JUMP_PX + 4 * spread if len(rates) >= 2 else 3 * _JUMP_PX
@@ -75,11 +80,9 @@ def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
 def _predicted(pair: _Pair, positions: dict[int, np.ndarray]) -> np.ndarray | None:
     """The shift of ``pair`` that the drift of the last (up to) 5 accepted steps
     predicts (from its reference frame), or None with fewer than 2 steps."""
-    recent = sorted(positions)[-6:]
-    if len(recent) < 3:
+    last, rates = _recent_rates(positions)
+    if len(rates) < 2:
         return None
-    rates = [(positions[b] - positions[a]) / (b - a) for a, b in itertools.pairwise(recent)]
-    last = recent[-1]
     return positions[last] + np.median(rates, axis=0) * (pair.mov - last) - positions[pair.ref]
 
 
@@ -88,30 +91,14 @@ def _peak_near(f_ref: np.ndarray, f_mov: np.ndarray, centre: np.ndarray, radius:
     ``centre``: ``(shift, strength)``, the strength a z-score over the whole surface
     (without the 5 x 5 pixels around the peak), as the main peak's; strength 0 when the
     maximum lies on the window's edge (the flank of a peak outside it)."""
-    cc = np.real(np.fft.ifft2(f_ref * np.conj(f_mov)))
-    shape = np.array(cc.shape)
-    lag = [np.fft.fftfreq(n, 1.0 / n) for n in shape]
-    near = [
-        np.abs((lag[ax] - centre[ax] + n / 2) % n - n / 2) <= radius for ax, n in enumerate(shape)
-    ]
-    allowed = near[0][:, None] & near[1][None, :]
+    cc = _cross_correlation(f_ref, f_mov)
+    allowed = _window(cc.shape, radius, centre)
     if not allowed.any():
         return np.asarray(centre, float), 0.0
-    peak = np.unravel_index(int(np.argmax(np.where(allowed, cc, -np.inf))), cc.shape)
-    shift = np.array([lag[0][peak[0]], lag[1][peak[1]]], float)
-    if np.abs(shift - centre).max() > radius - 1:
-        return shift, 0.0  # on the window's edge: the flank of a peak outside, not a peak
-    for ax in range(2):  # parabolic subpixel
-        lo, hi = list(peak), list(peak)
-        lo[ax], hi[ax] = (peak[ax] - 1) % shape[ax], (peak[ax] + 1) % shape[ax]
-        ym, y0, yp = cc[tuple(lo)], cc[peak], cc[tuple(hi)]
-        den = ym - 2 * y0 + yp
-        if den < 0:
-            shift[ax] += float(np.clip(0.5 * (ym - yp) / den, -0.5, 0.5))
-    d = [np.abs((np.arange(n) - peak[ax] + n // 2) % n - n // 2) for ax, n in enumerate(shape)]
-    background = cc[~((d[0][:, None] <= 2) & (d[1][None, :] <= 2))]
-    sd = float(background.std())
-    return shift, float((cc[peak] - background.mean()) / sd) if sd > 0 else 0.0
+    peak = _peak(cc, allowed)
+    if np.abs(_lag(cc, peak) - centre).max() > radius - 1:
+        return _lag(cc, peak), 0.0  # on the window's edge: the flank of a peak outside
+    return _subpixel(cc, peak), _z_score(cc, peak, np.ones(cc.shape, bool))
 
 
 def _staircase_alias(

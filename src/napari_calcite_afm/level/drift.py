@@ -28,6 +28,7 @@ from .._util import available_cpus, stop_requested, thread_map
 from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
+from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
 from ._pairs import _jump, _Pair, _staircase_alias, _texture_confirms
 from ._texture import (
@@ -137,21 +138,8 @@ def _spectrum(frame: np.ndarray, window, lowpass: np.ndarray, highf: np.ndarray)
 
 def _restricted_shift(f_ref: np.ndarray, f_mov: np.ndarray, max_shift: float) -> np.ndarray:
     """Correlation peak searched within +-max_shift pixels (parabolic subpixel)."""
-    cc = np.real(np.fft.ifft2(f_ref * np.conj(f_mov)))
-    shape = np.array(cc.shape)
-    lag = [np.fft.fftfreq(n, 1.0 / n) for n in shape]
-    allowed = (np.abs(lag[0])[:, None] <= max_shift) & (np.abs(lag[1])[None, :] <= max_shift)
-    peak = np.unravel_index(np.argmax(np.where(allowed, cc, -np.inf)), cc.shape)
-    shift = np.array([lag[0][peak[0]], lag[1][peak[1]]], float)
-    for ax in range(2):
-        idx_m, idx_p = list(peak), list(peak)
-        idx_m[ax] = (peak[ax] - 1) % shape[ax]
-        idx_p[ax] = (peak[ax] + 1) % shape[ax]
-        ym, y0, yp = cc[tuple(idx_m)], cc[peak], cc[tuple(idx_p)]
-        den = ym - 2 * y0 + yp
-        if den < 0:
-            shift[ax] += float(np.clip(0.5 * (ym - yp) / den, -0.5, 0.5))
-    return shift
+    cc = _cross_correlation(f_ref, f_mov)
+    return _subpixel(cc, _peak(cc, _window(cc.shape, max_shift)))
 
 
 def _pair_shift(f_ref, f_mov, upsample_factor, max_shift) -> np.ndarray:
@@ -182,21 +170,9 @@ def _peak_strength(f_ref: np.ndarray, f_mov: np.ndarray, max_shift) -> float:
     """z-score of the correlation peak against the rest of the correlation surface."""
     if not (f_ref.any() and f_mov.any()):
         return 0.0
-    cc = np.real(np.fft.ifft2(f_ref * np.conj(f_mov)))
-    rows, cols = cc.shape
-    lag_r = np.abs(np.fft.fftfreq(rows, 1.0 / rows))
-    lag_c = np.abs(np.fft.fftfreq(cols, 1.0 / cols))
-    allowed = np.ones(cc.shape, bool)
-    if max_shift is not None:
-        allowed = (lag_r[:, None] <= max_shift) & (lag_c[None, :] <= max_shift)
-    pr, pc = np.unravel_index(int(np.argmax(np.where(allowed, cc, -np.inf))), cc.shape)
-    dr = np.abs((np.arange(rows) - pr + rows // 2) % rows - rows // 2)
-    dc = np.abs((np.arange(cols) - pc + cols // 2) % cols - cols // 2)
-    background = cc[allowed & ~((dr[:, None] <= 2) & (dc[None, :] <= 2))]
-    if background.size < 8:
-        return 0.0
-    sd = float(background.std())
-    return float((cc[pr, pc] - background.mean()) / sd) if sd > 0 else 0.0
+    cc = _cross_correlation(f_ref, f_mov)
+    allowed = _window(cc.shape, max_shift)
+    return _z_score(cc, _peak(cc, allowed), allowed)
 
 
 def _all_textures(a: np.ndarray, has_data: list[bool]) -> list:
@@ -243,17 +219,9 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
         if pair.strength < _WEAK:
             pair.reason = "weak correlation"
-        elif _jump(pair, positions) and not (
-            use_texture and _texture_confirms(computed[ref], computed[i], shift, a.shape[1:])
-        ):
-            if (
-                not (
-                    use_texture
-                    and _staircase_alias(pair, positions, ref_spec, cur, _WEAK, max_shift)
-                )
-                and pair.strength < _GOOD
-            ):
-                pair.reason = "a jump far beyond the drift before it"
+        elif _jump(pair, positions):
+            textures_of = (computed[ref], computed[i]) if use_texture else None
+            _judge_jump(pair, positions, (ref_spec, cur), textures_of, a.shape[1:], max_shift)
         pairs.append(pair)
         if not pair.reason:
             positions[i] = positions[ref] + pair.coarse
@@ -264,6 +232,22 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         if progress is not None:
             progress({"stage": "register", "frame": i, "n_frames": n})
     return pairs, textures, anchor
+
+
+def _judge_jump(pair: _Pair, positions, spectra, textures, shape, max_shift) -> None:
+    """Decide a pair whose whole-frame shift jumps off the drift trend (sets ``reason``
+    when it is rejected). With the texture (``textures``, the two frames' texture
+    spectra; None without): kept as it is where the texture confirms it, moved to the
+    correlation peak near the trend where a staircase matched itself one step spacing
+    away (:func:`._pairs._staircase_alias`). Otherwise a strong peak (``_GOOD``) is
+    kept and a weaker one rejected."""
+    if textures is not None and (
+        _texture_confirms(*textures, pair.coarse, shape)
+        or _staircase_alias(pair, positions, *spectra, _WEAK, max_shift)
+    ):
+        return
+    if pair.strength < _GOOD:
+        pair.reason = "a jump far beyond the drift before it"
 
 
 def _texture_pass(pairs: list[_Pair], textures, shape, max_shift) -> None:
