@@ -12,7 +12,9 @@ its first axis in seconds ("time"); a layer of the same frames without a time ax
 through the movie at another pace, so its first axis is set to the same time scale.
 
 napari 0.9's layer colorbar (``layer.colorbar``) has no title of its own, so the label
-is a text overlay in the same corner (``viewer.canvas.overlays["calcite_colorbar_label"]``).
+is a text overlay in the same corner (``viewer.canvas.overlays["calcite_colorbar_label"]``);
+:func:`label_layer_colorbar` gives another layer's colorbar (the dissolution rates, nm/s)
+such a label, shown while the layer is.
 Only napari is used (imported when called), no Qt.
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "colorbar_label",
     "height_layers",
     "is_height_layer",
+    "label_layer_colorbar",
 ]
 
 #: The text beside the colorbar.
@@ -197,3 +200,51 @@ def _place_colorbar(viewer, preferred=None) -> None:
         overlays[_OVERLAY].visible = preferred is not None
         if preferred is not None:
             overlays[_OVERLAY].text = colorbar_label(preferred)
+
+
+def label_layer_colorbar(viewer, layer, text: str, key: str) -> None:
+    """A text label in the corner of ``layer``'s colorbar, shown while the layer is visible.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer or napari.components.ViewerModel
+    layer : napari.layers.Image
+        A layer whose colorbar is shown (``layer.colorbar.visible``).
+    text : str
+        The label, with its unit, e.g. ``"dissolution rate (nm/s)"``.
+    key : str
+        The overlay's name in ``viewer.canvas.overlays`` (one label per key: calling
+        again with the same key moves it to ``layer``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari.components import ViewerModel
+    >>> viewer = ViewerModel()
+    >>> rates = viewer.add_image(np.zeros((8, 8), np.float32), visible=False)
+    >>> rates.colorbar.position, rates.colorbar.visible = "top_left", True
+    >>> label_layer_colorbar(viewer, rates, "rate (nm/s)", "rate_label")
+    >>> label = viewer.canvas.overlays["rate_label"]
+    >>> label.text, str(label.position), label.visible
+    ('rate (nm/s)', 'top_left', False)
+    >>> rates.visible = True
+    >>> label.visible
+    True
+    """
+    from napari.components.overlays import TextOverlay
+
+    overlays = viewer.canvas.overlays
+    if key not in overlays:
+        overlays[key] = TextOverlay(text=text, visible=False, font_size=10, gridded=True)
+    label = overlays[key]
+    label.text = text
+    label.position = layer.colorbar.position
+    target = weakref.ref(layer)
+
+    def follow(event=None) -> None:
+        shown = target()
+        label.visible = bool(shown is not None and shown.visible and shown.colorbar.visible)
+
+    layer.events.visible.connect(follow)
+    layer.colorbar.events.visible.connect(follow)
+    follow()

@@ -55,6 +55,13 @@ def test_measure_show_select_and_export(viewer_with_movie, qtbot, wait_idle, tmp
     lo, hi = rates.contrast_limits
     assert lo == -hi and hi > 0  # diverging, centred on 0
     assert rates.colorbar.visible and rates.metadata["units"] == "nm/s"
+    # the colorbar says what it shows, and only while the rates are shown
+    label = viewer.canvas.overlays["calcite_rate_colorbar_label"]
+    assert label.text == "dissolution rate (nm/s)" and not label.visible
+    rates.visible = True
+    assert label.visible and str(label.position) == str(rates.colorbar.position)
+    rates.visible = False
+    assert not label.visible
     assert np.isnan(rates.data[0]).all()  # frame t shows the rate from t - 1 to t
     assert widget.table.table.rowCount() == 2
     assert "2 pit tracks" in widget.status.text()

@@ -4,8 +4,8 @@
 
 - ``<name> dissolution rate``: an image layer of the local dissolution rate (nm/s) with
   a diverging colormap centred on 0 (red: material removed, blue: deposited) and its
-  colorbar (top left, shown with the layer); frame ``t`` shows the rate from frame
-  ``t - 1`` to ``t`` (frame 0 is empty);
+  colorbar (top left, labelled "dissolution rate (nm/s)", shown with the layer);
+  frame ``t`` shows the rate from frame ``t - 1`` to ``t`` (frame 0 is empty);
 - ``<name> pit ids``: a Labels layer of the track id of every pit pixel (the highlight of
   the selected pit);
 - ``<name> pit tracks``: a Tracks layer of the pit centroids, merges and splits drawn as
@@ -31,17 +31,23 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..conventions import label_layer_colorbar
 from ..layers import add_or_update_layer, image_layer_kwargs, labels_layer_kwargs
 from ._qt import MplCanvas
 
 __all__ = [
     "TABLE_COLUMNS",
     "PitTable",
+    "RATE_LABEL",
     "rate_layer_kwargs",
     "rate_stack",
     "show_kinetics",
     "tracks_layer_data",
 ]
+
+#: The label beside the rate maps' colorbar.
+RATE_LABEL = "dissolution rate (nm/s)"
+_RATE_OVERLAY = "calcite_rate_colorbar_label"
 
 #: Columns of the per-pit table: (key of the tracks.csv row, header, format).
 TABLE_COLUMNS = [
@@ -180,6 +186,7 @@ def show_kinetics(viewer, result, name: str, like=None) -> dict:
         # its own colorbar (nm/s, centred on 0), top left: the heights' stays top right
         layers["rates"].colorbar.position = "top_left"
         layers["rates"].colorbar.visible = True
+        label_layer_colorbar(viewer, layers["rates"], RATE_LABEL, _RATE_OVERLAY)
     ids = np.asarray(result.tracks.components, dtype=np.int32)
     ikw = labels_layer_kwargs(ids, px, f"{name} pit ids", meta, like=_time_like(like, ids))
     ikw.pop("colormap", None)  # random colours: one per track
