@@ -3,7 +3,8 @@
 For every training generator X and test generator Y (``standard``, ``wide``,
 ``cellular``; ``mix`` = wide and cellular frames alternating, as a training set), the
 shipped architecture (the U-Net on multiscale features with the concat decoder, float32
-steps: ``scripts/train_default_model.py``) is trained on frames of X and scored on
+steps: ``scripts/train_default_model.py``; ``--width``, ``--decoder`` and ``--precision``
+change it) is trained on frames of X and scored on
 held-out frames of Y. A model that only learnt one generator's look scores well on the
 diagonal and poorly off it; the off-diagonal cells are the honest estimate of how a
 model trained on synthetic data does on surfaces made another way.
@@ -156,6 +157,19 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=16, help="patches per step (16)")
     ap.add_argument("--patch-size", type=int, default=160, help="training patch, pixels (160)")
     ap.add_argument("--levels", type=int, default=3, help="U-Net levels (3, the shipped models)")
+    ap.add_argument("--width", type=int, default=8, help="U-Net filters of the first level (8)")
+    ap.add_argument(
+        "--decoder",
+        choices=("concat", "add"),
+        default="concat",
+        help="U-Net decoder (concat, the shipped models; add, TrainConfig's default)",
+    )
+    ap.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="training-step arithmetic (float32, the shipped models)",
+    )
     ap.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda")
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames (1)")
     ap.add_argument("--seed", type=int, default=0, help="training seed (0)")
@@ -223,8 +237,9 @@ def main(argv=None) -> int:
                 batch_size=args.batch_size,
                 patch_size=args.patch_size,
                 levels=args.levels,
-                decoder="concat",
-                precision="float32",
+                width=args.width,
+                decoder=args.decoder,
+                precision=args.precision,
                 device=args.device,
                 seed=args.seed,
             )
@@ -253,7 +268,8 @@ def main(argv=None) -> int:
     text = (
         "# Cross-generator accuracy\n\n"
         + (
-            f"Shipped architecture (U-Net, concat decoder, float32), {args.iterations} "
+            f"U-Net ({args.decoder} decoder, width {args.width}, {args.precision} steps), "
+            f"{args.iterations} "
             f"iterations of {args.batch_size} patches of {args.patch_size} px, {args.levels} "
             f"levels, {args.n_train} training frames (seeds "
             f"{TRAIN_SEED0}+); "

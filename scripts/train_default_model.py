@@ -79,6 +79,12 @@ def main(argv=None) -> int:
         default="auto",
         help="training-step arithmetic (the shipped models: float32)",
     )
+    ap.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="U-Net filters of the first level (TrainConfig's default, 8)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="processes generating frames")
     ap.add_argument(
         "--generator",
@@ -126,6 +132,7 @@ def main(argv=None) -> int:
         device=args.device,
         decoder=args.decoder,
         precision=args.precision,
+        width=args.width,
     )
     cfg.eval_every = max(50, cfg.iterations // 20)
 
