@@ -4,8 +4,9 @@ Movies from ``synthetic.make_series`` (seeds 97,100-97,199, which no test or oth
 benchmark uses; 512 x 512 pixels of 11.7 nm, 300 s per frame) are tracked twice:
 
 * ``true``: the true labels (``series.labels``) on the clean heights, frame 0's grid;
-* ``seg``: the raw movie levelled (``level_stack``), registered and segmented with the
-  shipped default model (``predict_stack``), then tracked on the registered heights and
+* ``seg``: the raw movie levelled (``level_stack`` with the model's settings, as
+  ``calcite-afm run`` does), registered and segmented with the shipped default model
+  (``predict_stack``), then tracked on the registered heights and
   predicted labels (also on frame 0's grid); registered twice: with the generator's true
   drift (``seg_true``: the tracking alone) and with ``register_stack`` (``seg_measured``:
   the whole chain, registration errors included).
@@ -51,16 +52,21 @@ from napari_calcite_afm.synthetic import make_series
 from napari_calcite_afm.synthetic.truth import pit_truth
 
 
-def _segmented(series, model, registration: str):
+def _segmented(series, model, registration: str, temporal: bool = False):
     """Levelled, registered heights and the shipped model's labels (frame 0's grid).
 
     ``registration`` "measured" registers with ``register_stack``; "true" shifts the
-    frames back by the generator's drift (to score the tracking alone).
+    frames back by the generator's drift (to score the tracking alone). ``temporal``:
+    labels from the 3-frame mean of the probabilities (``temporal_prior``).
     """
     from napari_calcite_afm.level import level_stack, register_stack, shift_stack
     from napari_calcite_afm.segmentation import predict_stack
+    from napari_calcite_afm.segmentation.temporal import temporal_prior
 
-    levelled = level_stack(series.raw, workers=1)
+    # the model's own levelling (no final zero mean: terraces at 0 nm), as
+    # ``calcite-afm run`` does; a zero-mean levelling lifts the terrace of a frame mostly
+    # pit by nanometres, and the network then calls the pit floors terrace
+    levelled = level_stack(series.raw, model.level_settings, workers=1)
     if registration == "true":
         shifts = -np.asarray(series.drift_px, float)
         heights = shift_stack(levelled, shifts)
@@ -68,9 +74,11 @@ def _segmented(series, model, registration: str):
         reg = register_stack(levelled)
         heights = np.asarray(reg.aligned, np.float32)
         shifts = np.asarray(reg.shifts, float)
-    labels, _ = predict_stack(
-        model, heights, levelled=True, return_probabilities=False, device="cpu"
+    labels, probs = predict_stack(
+        model, heights, levelled=True, return_probabilities=temporal, device="cpu"
     )
+    if temporal:  # the 3-frame mean of the class probabilities (segmentation.temporal)
+        labels, _ = temporal_prior(probs)
     shift_err = np.abs(shifts + series.drift_px).max()
     return heights, labels, float(shift_err)
 
@@ -268,6 +276,11 @@ def main() -> None:
         choices=["true", "measured"],
         help="how the segmented movies are registered (the generator's drift, register_stack)",
     )
+    ap.add_argument(
+        "--temporal",
+        action="store_true",
+        help="segmented movies: labels from the 3-frame mean of the probabilities",
+    )
     args = ap.parse_args()
     if not (97100 <= args.seed0 and args.seed0 + args.movies <= 97200):
         print("warning: seeds outside 97,100-97,199 (the benchmark's range)")
@@ -288,7 +301,7 @@ def main() -> None:
         modes = [("true", series.clean, series.labels, {})]
         if i < args.seg_movies:
             for reg in args.registration:
-                heights, labels, shift_err = _segmented(series, model, reg)
+                heights, labels, shift_err = _segmented(series, model, reg, args.temporal)
                 modes.append((f"seg_{reg}", heights, labels, {"shift_err": shift_err}))
         for name, heights, labels, extra in modes:
             res = track_pits(
