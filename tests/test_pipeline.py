@@ -315,3 +315,20 @@ def test_run_pipeline_warns_when_the_channel_is_not_heights(series):
     # heights in nm (the generator's arrays): nothing is said
     plain = run_pipeline(series.raw[:2], pixel_size_nm=11.7, config=cfg)
     assert not any("not heights" in w for w in plain.summary["warnings"])
+
+
+def test_run_pipeline_relabels_open_pits_unless_told_to_keep_them(series):
+    from napari_calcite_afm.segmentation.closed import remove_open_pits
+
+    def run(closed):
+        cfg = PipelineConfig(lags=(1,), register=False, kinetics=False, em=False,
+                             closed_pits=closed)  # fmt: skip
+        return run_pipeline(series.raw, pixel_size_nm=series.pixel_size_nm, config=cfg)
+
+    kept, closed = run(False), run(True)
+    assert closed.summary["config"]["closed_pits"] is True
+    assert kept.summary["config"]["closed_pits"] is False
+    # the cleaned frames are levelled as the model levels them: the check runs on them
+    for k in range(series.raw.shape[0]):
+        expected = remove_open_pits(kept.labels[k], kept.cleaned[k])
+        np.testing.assert_array_equal(closed.labels[k], expected)

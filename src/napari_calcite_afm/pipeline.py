@@ -98,6 +98,10 @@ class PipelineConfig:
     kinetics : bool
         Also measure the local dissolution rates and track the pits
         (:func:`napari_calcite_afm.kinetics.analyse_kinetics`; 2+ frames).
+    closed_pits : bool
+        Relabel as terrace the pit regions that are not closed depressions
+        (:func:`napari_calcite_afm.segmentation.closed.remove_open_pits`; the default of
+        ``predict_stack``). False keeps the network's labels as they are.
 
     Examples
     --------
@@ -123,6 +127,7 @@ class PipelineConfig:
     min_pit_area_px: int = 4
     increment_model: str = "gaussian"
     kinetics: bool = True
+    closed_pits: bool = True
 
     def __post_init__(self) -> None:
         self.lags = check_lags(self.lags, name="PipelineConfig.lags")
@@ -305,25 +310,26 @@ def _kinetics_stage(cleaned, labels, pixel_size_nm, times, reg, config, clock, s
     return kin
 
 
-def _segment_stage(
-    seg_model, cleaned: np.ndarray, same_levelling: bool, keep_probabilities: bool, clock, stop
-):
+def _segment_stage(seg_model, cleaned: np.ndarray, same_levelling: bool, config, clock, stop):
     """Segment every frame; returns uint8 labels, (if kept) float32 probabilities and
-    each frame's mean uncertainty (:func:`~.segmentation.depth.frame_uncertainty`)."""
+    each frame's mean uncertainty (:func:`~.segmentation.depth.frame_uncertainty`);
+    ``config``: the :class:`PipelineConfig` (probabilities kept, open pits relabelled)."""
     from .segmentation import predict_frame
 
     n, rows, cols = cleaned.shape
     labels, unc = np.zeros(cleaned.shape, dtype=np.uint8), np.full(n, np.nan)
     probs = (
         np.full((n, seg_model.n_classes, rows, cols), np.nan, dtype=np.float32)
-        if keep_probabilities
+        if config.keep_probabilities
         else None
     )
     with clock.timed("segment_s"):
         for i in range(n):
             if stop_requested(stop):
                 raise Cancelled(f"stopped after segmenting {i} of {n} frames")
-            lab, p = predict_frame(seg_model, cleaned[i], levelled=same_levelling)
+            lab, p = predict_frame(
+                seg_model, cleaned[i], levelled=same_levelling, closed=config.closed_pits
+            )
             labels[i], unc[i] = lab, frame_uncertainty(p)
             if probs is not None:
                 probs[i] = p
@@ -404,9 +410,7 @@ def run_pipeline(
     # Segment every frame (torch on all cores), then fit the frames side by side (numpy
     # on all cores): two clean phases run faster than fitting beside the network, where
     # the two compete for the same cores.
-    labels, probs, unc = _segment_stage(
-        seg_model, cleaned, same_levelling, config.keep_probabilities, clock, stop
-    )
+    labels, probs, unc = _segment_stage(seg_model, cleaned, same_levelling, config, clock, stop)
     depth = assess_depth(
         seg_model, stack.pixel_size_nm, unc, cleaned.shape[1:], movie_words(stack.source)
     )

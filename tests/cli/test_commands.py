@@ -278,3 +278,19 @@ def test_synth_replaces_an_older_synth_folder(tmp_path):
     assert _names(out) == ["clean.tif", "image.tif", "labels.tif", "synth.json"]
     assert (out / "image.tif").read_bytes() != first
     assert json.loads((out / "synth.json").read_text())["params"]["seed"] == 2
+
+
+def test_segment_relabels_open_pits_unless_asked_to_keep_them(tmp_path, small_stack):
+    from napari_calcite_afm.segmentation import load_default_model
+    from napari_calcite_afm.segmentation.closed import remove_open_pits
+
+    argv = ["segment", str(small_stack), "--model", "default", "--quiet"]
+    kept, closed = tmp_path / "kept.tif", tmp_path / "closed.tif"
+    assert main([*argv, "--out", str(kept), "--keep-open-pits"]) == 0
+    assert main([*argv, "--out", str(closed)]) == 0
+    model = load_default_model(2)
+    heights = read_stack(small_stack).heights
+    as_given, labels = read_labels(kept), read_labels(closed)
+    for k in range(heights.shape[0]):
+        expected = remove_open_pits(as_given[k], model.level(heights[k]))
+        np.testing.assert_array_equal(labels[k], expected)

@@ -11,18 +11,22 @@ from scipy import ndimage
 
 from napari_calcite_afm.errors import CalciteAFMError
 from napari_calcite_afm.segmentation import predict_frame, predict_stack, uncertainty
+from napari_calcite_afm.segmentation.closed import remove_open_pits
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_output_shapes_odd_size(seg, n_classes):
     model = seg.random_model(n_classes)
     frame = np.random.default_rng(0).normal(0, 1, (37, 53)).astype(np.float32)
-    labels, prob = predict_frame(model, frame)
+    labels, prob = predict_frame(model, frame, closed=False)
     assert labels.shape == (37, 53) and labels.dtype == np.uint8
     assert prob.shape == (n_classes, 37, 53) and prob.dtype == np.float32
     assert labels.min() >= 1 and labels.max() <= n_classes
     np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)
     np.testing.assert_array_equal(labels, prob.argmax(axis=0) + 1)
+    # by default the labels also pass the closed-depression check (on levelled heights)
+    closed, _ = predict_frame(model, frame)
+    np.testing.assert_array_equal(closed, remove_open_pits(labels, model.level(frame)))
     x = torch.zeros(2, 1, 37, 53)
     assert model.net(x).shape == (2, n_classes, 37, 53)
 

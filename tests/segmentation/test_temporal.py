@@ -113,3 +113,21 @@ def test_bad_arguments(kwargs):
 def test_bad_shape():
     with pytest.raises(CalciteAFMError, match="frames, classes"):
         temporal_prior(np.zeros((3, 4, 4), np.float32))
+
+
+def test_with_heights_the_labels_pass_the_closed_depression_check():
+    from napari_calcite_afm.segmentation.closed import remove_open_pits
+
+    z = np.zeros((3, 20, 24))
+    z[:, 5:9, 1:5] = -1.0  # a closed pit
+    z[:, :, 12:16], z[:, :, 16:] = -0.31, -0.62  # a staircase descending to the right
+    p = np.zeros((3, 2, 20, 24), np.float32)
+    p[:, 0, 5:9, 1:5] = p[:, 0, :, 12:16] = 0.9  # the network calls both pit
+    p[:, 1] = 1 - p[:, 0]
+    plain, _ = temporal_prior(p)
+    closed, _ = temporal_prior(p, heights=z)
+    assert (plain[:, :, 12:16] == 1).all()
+    assert (closed[:, 5:9, 1:5] == 1).all() and (closed[:, :, 12:16] == 2).all()
+    np.testing.assert_array_equal(closed, [remove_open_pits(lab, f) for lab, f in zip(plain, z)])
+    with pytest.raises(CalciteAFMError, match="do not match"):
+        temporal_prior(p, heights=z[:2])

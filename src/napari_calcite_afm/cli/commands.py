@@ -333,6 +333,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         return_probabilities=bool(args.probabilities),
         progress=_progress_printer("segment", args.quiet),
         uncertainty_out=unsure,
+        closed=not args.keep_open_pits,
     )
     # once, when the movie looks unlike the model's training data (and the pixel size did
     # not already say so)
@@ -415,6 +416,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         figures=args.figures,
         increment_model=args.increment_model,
         kinetics=not args.no_kinetics,
+        closed_pits=not args.keep_open_pits,
     )
     result = run_pipeline(
         args.input,

@@ -15,6 +15,7 @@ package is plain Python and torch (no Qt, no napari):
 :mod:`.data`           labels (:func:`prepare_labels`), patches, class weights, splits
 :mod:`.training`       :func:`train_model` and its :class:`TrainResult`
 :mod:`.inference`      :func:`predict_frame`, :func:`predict_stack`, :func:`uncertainty`
+:mod:`.closed`         pits are closed depressions: :func:`remove_open_pits`
 :mod:`.finetune`       fine-tuning a shipped or saved model (:func:`initial_model`),
                        scribbles or dense labels (:func:`sparse_labels`)
 :mod:`.depth`          out of its depth: :func:`frame_uncertainty`, :func:`assess_depth`
@@ -39,6 +40,7 @@ Examples
 """
 
 from ..errors import TrainError
+from .closed import remove_open_pits
 from .config import (
     FINE_TUNE,
     GPU_BUDGET,
@@ -146,6 +148,7 @@ __all__ = [
     "pixel_accuracy",
     "predict_frame",
     "predict_stack",
+    "remove_open_pits",
     "prepare_labels",
     "resolve_device",
     "segmentation_metrics",

@@ -27,6 +27,7 @@ import torch
 from .._util import ProgressFn, StopFlag
 from .._util import stop_requested as _stopped
 from ..errors import CalciteAFMError
+from .closed import remove_open_pits
 from .model import SegmentationModel
 from .networks import resolve_device
 
@@ -134,6 +135,7 @@ def predict_frame(
     overlap: int | None = None,
     device: str | torch.device | None = None,
     levelled: bool = False,
+    closed: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment one frame.
 
@@ -154,6 +156,11 @@ def predict_frame(
         None / ``"auto"``: the GPU if present, else the CPU.
     levelled : bool
         True when ``frame`` was already levelled with ``model.level_settings``.
+    closed : bool
+        Pits are closed depressions: a region labelled pit whose surroundings do not
+        stand above it all round is relabelled terrace
+        (:func:`~napari_calcite_afm.segmentation.closed.remove_open_pits`, on the
+        levelled heights). The probabilities are the network's either way.
 
     Returns
     -------
@@ -189,6 +196,7 @@ def predict_frame(
         overlap=overlap,
         device=device,
         levelled=levelled,
+        closed=closed,
     )
     assert prob is not None
     return labels[0], prob[0]
@@ -203,6 +211,7 @@ def predict_stack(
     overlap: int | None = None,
     device: str | torch.device | None = None,
     levelled: bool = False,
+    closed: bool = True,
     return_probabilities: bool = True,
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
@@ -218,7 +227,7 @@ def predict_stack(
         Heights in nm, ``(frames, rows, cols)`` (a 2D frame is treated as one frame).
     batch_size : int
         Frames (or tiles) per network call.
-    tile, overlap, device, levelled
+    tile, overlap, device, levelled, closed
         As in :func:`predict_frame`.
     return_probabilities : bool
         False saves the memory of the ``(frames, n_classes, rows, cols)`` array.
@@ -293,17 +302,21 @@ def predict_stack(
             if _stopped(stop):
                 break
             idx = range(f0, min(f0 + frames_per_batch, n))
-            xs, masks = [], []
+            xs, masks, zs = [], [], []
             for i in idx:
-                x, nan_mask = model.prepare(stack[i], levelled=levelled)
+                z = np.asarray(stack[i], np.float32) if levelled else model.level(stack[i])
+                x, nan_mask = model.normalise(z)
                 xs.append(x)
                 masks.append(nan_mask)
+                zs.append(z)
             p = _run_windows(module, np.stack(xs), tile, overlap, dev, batch_size)
             for k, i in enumerate(idx):
                 lab = (np.argmax(p[k], axis=0) + 1).astype(np.uint8)
                 if masks[k] is not None:
                     lab[masks[k]] = 0
                     p[k][:, masks[k]] = np.nan
+                if closed:
+                    lab = remove_open_pits(lab, zs[k])
                 labels[i] = lab
                 if probs is not None:
                     probs[i] = p[k]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CalciteAFMError
+from .closed import remove_open_pits
 
 __all__ = ["temporal_prior"]
 
@@ -71,6 +72,7 @@ def temporal_prior(
     method: str = "mean",
     monotone: int = 0,
     pit_label: int = 1,
+    heights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels of a registered movie from class probabilities averaged over time.
 
@@ -93,6 +95,11 @@ def temporal_prior(
         ``t`` where frame ``t`` recorded it.
     pit_label : int
         The label the monotone prior holds (1: multilayer pit).
+    heights : numpy.ndarray, optional
+        The registered, levelled heights (nm, ``(frames, rows, cols)``): the labels then
+        pass the closed-depression check of ``predict_stack``
+        (:func:`~napari_calcite_afm.segmentation.closed.remove_open_pits`). None: the
+        averaged probabilities' labels as they are.
 
     Returns
     -------
@@ -131,4 +138,11 @@ def temporal_prior(
                 labels[t][(held >= k) & recorded[t]] = pit_label
             is_pit = labels[t] == pit_label
             held = np.where(is_pit, held + 1, np.where(recorded[t], 0, held))
+    if heights is not None:
+        z = np.asarray(heights)
+        if z.shape != labels.shape:
+            raise CalciteAFMError(
+                f"heights {z.shape} do not match the probabilities' frames {labels.shape}"
+            )
+        labels = np.stack([remove_open_pits(lab, f) for lab, f in zip(labels, z)])
     return labels, smooth

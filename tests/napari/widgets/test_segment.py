@@ -56,6 +56,34 @@ def test_segment_stack_and_frame(
     assert data[1].all() and not data[0].any() and not data[2].any()
 
 
+def test_open_pits_are_relabelled_unless_unticked(
+    make_napari_viewer, series, add_raw, dock, wait_idle
+):
+    from napari_calcite_afm._napari.widgets._model_chooser import DEFAULT3
+    from napari_calcite_afm._napari.widgets.segment import SegmentWidget
+    from napari_calcite_afm.segmentation import load_default_model
+    from napari_calcite_afm.segmentation.closed import remove_open_pits
+
+    viewer = make_napari_viewer()
+    add_raw(viewer, series)
+    widget = dock(viewer, SegmentWidget(viewer))
+    widget.model.kind.setCurrentIndex(widget.model.kind.findData(DEFAULT3))
+    assert widget.closed_pits.isChecked()  # on by default
+    widget.closed_pits.setChecked(False)
+    widget.segment("all")
+    wait_idle(widget)
+    as_given = viewer.layers["raw segmentation"].data.copy()
+    widget.closed_pits.setChecked(True)
+    widget.segment("all")
+    wait_idle(widget)
+    closed = viewer.layers["raw segmentation"].data
+    model = load_default_model(3)
+    assert (closed != as_given).any()  # on these frames it relabels a few regions
+    for k in range(series.raw.shape[0]):
+        expected = remove_open_pits(as_given[k], model.level(series.raw[k]))
+        np.testing.assert_array_equal(closed[k], expected)
+
+
 def test_segment_with_the_model_just_trained(
     make_napari_viewer, series, add_raw, dock, wait_idle, error_messages
 ):

@@ -4,6 +4,8 @@ A thin layer over :func:`napari_calcite_afm.predict.predict_stack`: choose the i
 the model (shipped default, the one just trained, or a file), segment the frame under the
 time slider or the whole stack in a background thread, and get a Labels layer with the
 package's fixed colours overlaid on the image (plus, optionally, an uncertainty image).
+Pit regions that are not closed depressions are relabelled terrace unless "pits are
+closed depressions" is unticked (:mod:`napari_calcite_afm.segmentation.closed`).
 
 When the model was trained at a pixel size more than twice finer or coarser than the
 image's, a napari warning says so and what to do (:mod:`..pixel_size`); when the
@@ -137,6 +139,13 @@ class SegmentWidget(QWidget):
         self.show_uncertainty.setToolTip(
             "normalised entropy of the class probabilities: bright where the network hesitates"
         )
+        self.closed_pits = QCheckBox("pits are closed depressions")
+        self.closed_pits.setChecked(True)
+        self.closed_pits.setToolTip(
+            "relabel as terrace the pit regions whose surroundings do not stand above them "
+            "all round (the foot of a step, a hollow of stepped terrace); off: the "
+            "network's labels as they are"
+        )
         self.segment_button = QPushButton("Segment")
         self.segment_button.setToolTip(f"segment (shortcut {shortcut_text('segment')})")
         self.stop_button = QPushButton("Stop")
@@ -151,6 +160,7 @@ class SegmentWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(class_legend(3))
+        layout.addWidget(self.closed_pits)
         layout.addWidget(self.show_uncertainty)
         layout.addLayout(run_row(self.segment_button, self.stop_button))
         layout.addWidget(self.progress)
@@ -195,6 +205,7 @@ class SegmentWidget(QWidget):
         spec = self.model.spec()
         meta = dict(image.metadata or {})
         want_uncertainty = self.show_uncertainty.isChecked()
+        closed = self.closed_pits.isChecked()
         description = self.model.description()
         px = pixel_size_of(image)
         what = f"layer {image.name!r}"
@@ -226,6 +237,7 @@ class SegmentWidget(QWidget):
                 progress=report,
                 stop=stop,
                 uncertainty_out=unsure,
+                closed=closed,
             )
             # once, unless the pixel-size warning above said it already
             assess_depth(model, px, unsure, stack.shape[-2:], what).warn()
