@@ -2,10 +2,10 @@
 
 Held-out movies (seeds no test or other benchmark uses): ``synthetic.make_series``
 seeds 97,200-97,219 and ``synthetic.make_cellular_series`` seeds 97,220-97,223, each
-levelled (``level_stack``), registered (``register_stack``) and segmented by the shipped
-two-class model (``predict_stack``, probabilities kept). Each variant of
-:func:`napari_calcite_afm.segmentation.temporal.temporal_prior` turns the same
-probabilities into labels; the true labels are moved with ``kinetics.shift_labels(
+levelled (``level_stack`` with the model's settings), registered (``register_stack``)
+and segmented by the shipped two-class model (``predict_stack``, probabilities kept).
+Each variant of :func:`napari_calcite_afm.segmentation.temporal.temporal_prior` turns
+the same probabilities into labels; the true labels are moved with ``kinetics.shift_labels(
 labels_raw, reg.shifts)``. Per variant:
 
 * pit IoU per frame (label 1 against the true label 1, over the pixels both label):
@@ -68,7 +68,8 @@ def _flicker(pred: np.ndarray) -> float:
 
 
 def _movie(series, model, cellular: bool, settings: PitSettings) -> dict:
-    levelled = level_stack(series.raw, workers=1)
+    # the model's levelling (terraces at 0 nm), as ``calcite-afm run`` does
+    levelled = level_stack(series.raw, model.level_settings, workers=1)
     reg = register_stack(levelled)
     heights = np.asarray(reg.aligned, np.float32)
     _, probs = predict_stack(model, heights, levelled=True, device="cpu")
@@ -126,6 +127,13 @@ def main() -> None:
     ap.add_argument("--cellular", type=int, default=4)
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument(
+        "--seed0",
+        type=int,
+        default=97200,
+        help="first make_series seed (97,200; development: 97,100-97,119)",
+    )
+    ap.add_argument("--cellular-seed0", type=int, default=97220, help="first cellular seed")
     args = ap.parse_args()
     model = resolve_model("default")
     settings = PitSettings()
@@ -133,13 +141,15 @@ def main() -> None:
     t0 = time.perf_counter()
     groups: dict[str, list[dict]] = {"make_series": [], "make_cellular_series": []}
     for i in range(args.movies):
-        series = make_series(args.frames, args.size, seed=97200 + i, pixel_size_nm=p)
+        seed = args.seed0 + i
+        series = make_series(args.frames, args.size, seed=seed, pixel_size_nm=p)
         groups["make_series"].append(_movie(series, model, False, settings))
-        print(f"series seed {97200 + i}: {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"series seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     for i in range(args.cellular):
-        series = make_cellular_series(args.frames, args.size, seed=97220 + i, pixel_size_nm=p)
+        seed = args.cellular_seed0 + i
+        series = make_cellular_series(args.frames, args.size, seed=seed, pixel_size_nm=p)
         groups["make_cellular_series"].append(_movie(series, model, True, settings))
-        print(f"cellular seed {97220 + i}: {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"cellular seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"\n{args.frames} frames of {args.size} x {args.size} px, {p:.1f} nm/px")
     for title, movies in groups.items():
         if movies:
