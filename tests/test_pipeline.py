@@ -332,3 +332,21 @@ def test_run_pipeline_relabels_open_pits_unless_told_to_keep_them(series):
     for k in range(series.raw.shape[0]):
         expected = remove_open_pits(kept.labels[k], kept.cleaned[k])
         np.testing.assert_array_equal(closed.labels[k], expected)
+
+
+def test_run_pipeline_labels_frames_with_their_neighbours_when_asked(series):
+    from napari_calcite_afm.segmentation import temporal_prior
+
+    def run(window, keep):
+        cfg = PipelineConfig(lags=(1,), kinetics=False, em=False, temporal_window=window,
+                             keep_probabilities=keep)  # fmt: skip
+        return run_pipeline(series.raw, pixel_size_nm=series.pixel_size_nm, config=cfg)
+
+    alone, mean3 = run(1, True), run(3, False)
+    assert mean3.probabilities is None  # needed inside, not kept when not asked
+    expected, _ = temporal_prior(alone.probabilities, window=3, heights=alone.cleaned)
+    np.testing.assert_array_equal(mean3.labels, expected)
+    assert mean3.summary["config"]["temporal_window"] == 3
+    for bad in (2, 0, 1.5):
+        with pytest.raises(CalciteAFMError, match="temporal_window"):
+            PipelineConfig(temporal_window=bad)

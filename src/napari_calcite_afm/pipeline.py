@@ -102,6 +102,10 @@ class PipelineConfig:
         Relabel as terrace the pit regions that are not closed depressions
         (:func:`napari_calcite_afm.segmentation.closed.remove_open_pits`; the default of
         ``predict_stack``). False keeps the network's labels as they are.
+    temporal_window : int
+        Odd number of (registered) frames whose class probabilities are averaged to label
+        each frame (:func:`napari_calcite_afm.segmentation.temporal_prior`); 1 (default):
+        each frame alone. The probabilities written stay each frame's own.
 
     Examples
     --------
@@ -128,6 +132,7 @@ class PipelineConfig:
     increment_model: str = "gaussian"
     kinetics: bool = True
     closed_pits: bool = True
+    temporal_window: int = 1
 
     def __post_init__(self) -> None:
         self.lags = check_lags(self.lags, name="PipelineConfig.lags")
@@ -146,6 +151,12 @@ class PipelineConfig:
                     f"PipelineConfig.{name} must be a whole number >= 0, got {value!r}"
                 )
             setattr(self, name, int(value))
+        w = self.temporal_window
+        if not (is_whole(w) and w >= 1 and int(w) % 2 == 1):
+            raise CalciteAFMError(
+                f"PipelineConfig.temporal_window must be an odd whole number >= 1, got {w!r}"
+            )
+        self.temporal_window = int(w)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -314,13 +325,14 @@ def _segment_stage(seg_model, cleaned: np.ndarray, same_levelling: bool, config,
     """Segment every frame; returns uint8 labels, (if kept) float32 probabilities and
     each frame's mean uncertainty (:func:`~.segmentation.depth.frame_uncertainty`);
     ``config``: the :class:`PipelineConfig` (probabilities kept, open pits relabelled)."""
-    from .segmentation import predict_frame
+    from .segmentation import predict_frame, temporal_prior
 
     n, rows, cols = cleaned.shape
     labels, unc = np.zeros(cleaned.shape, dtype=np.uint8), np.full(n, np.nan)
+    temporal = config.temporal_window > 1 and n > 1
     probs = (
         np.full((n, seg_model.n_classes, rows, cols), np.nan, dtype=np.float32)
-        if config.keep_probabilities
+        if config.keep_probabilities or temporal
         else None
     )
     with clock.timed("segment_s"):
@@ -334,7 +346,14 @@ def _segment_stage(seg_model, cleaned: np.ndarray, same_levelling: bool, config,
             if probs is not None:
                 probs[i] = p
             clock.report("segment", i, n)
-    return labels, probs, unc
+        if temporal:
+            heights = None
+            if config.closed_pits:  # the check runs on the model's levelling
+                heights = (
+                    cleaned if same_levelling else np.stack([seg_model.level(f) for f in cleaned])
+                )
+            labels, _ = temporal_prior(probs, window=config.temporal_window, heights=heights)
+    return labels, (probs if config.keep_probabilities else None), unc
 
 
 def run_pipeline(

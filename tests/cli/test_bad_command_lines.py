@@ -54,6 +54,9 @@ CASES = [
     (f"{TRAIN} --out in.tif", "--out in.tif: is the input file in.tif .--images."),
     (f"{TRAIN} --out m.pt --val-images in.tif --val-labels m.latest.pt", "latest checkpoint"),
     # numbers that make no sense
+    (f"{RUN} --out o --temporal-window 0", "--temporal-window: must be a whole number >= 1"),
+    (f"{RUN} --out o --temporal-window 2", "temporal_window must be an odd whole number"),
+    ("batch in.tif --out o --temporal-window x", "--temporal-window: must be a whole number"),
     ("level in.tif --out o.tif --order 9", "--order: must be a whole number from 0 to 8"),
     ("level in.tif --out o.tif --order -1", "--order: must be a whole number from 0 to 8"),
     (f"{FIT} --out t.csv --lags 1000000000", "--lags must be smaller than the frame .64 x 64"),

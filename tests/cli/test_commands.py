@@ -294,3 +294,11 @@ def test_segment_relabels_open_pits_unless_asked_to_keep_them(tmp_path, small_st
     for k in range(heights.shape[0]):
         expected = remove_open_pits(as_given[k], model.level(heights[k]))
         np.testing.assert_array_equal(labels[k], expected)
+
+
+def test_run_passes_the_segmentation_options_to_the_pipeline(tmp_path, small_stack):
+    out = tmp_path / "out"
+    argv = ["run", str(small_stack), "--out", str(out), "--figures", "none", "--quiet"]
+    assert main([*argv, "--temporal-window", "3", "--keep-open-pits", "--no-kinetics"]) == 0
+    config = json.loads((out / "summary.json").read_text())["config"]
+    assert config["temporal_window"] == 3 and config["closed_pits"] is False

@@ -174,3 +174,23 @@ def _float_arg(low: float, high: float, what: str) -> Callable[[str], float]:
 
     parse.__name__ = "number"
     return parse
+
+
+def _add_segmentation_options(p: argparse.ArgumentParser, temporal: bool = True) -> None:
+    """``--keep-open-pits`` and (with ``temporal``) ``--temporal-window`` of a parser."""
+    p.add_argument(
+        "--keep-open-pits",
+        action="store_true",
+        help="keep the network's pit labels where they are not closed depressions (by "
+        "default such regions, e.g. the foot of a step, are relabelled terrace)",
+    )
+    if temporal:
+        p.add_argument(
+            "--temporal-window",
+            type=_int_arg(1),
+            default=1,
+            metavar="N",
+            help="label each frame from the class probabilities averaged over N registered "
+            "frames around it (odd; 1, the default: each frame alone; 3 smooths pits that "
+            "flicker and halves the spurious pit tracks, see docs/kinetics.md)",
+        )

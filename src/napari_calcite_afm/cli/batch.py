@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import _parse_lags, _stderr
+from ._common import _add_segmentation_options, _parse_lags, _stderr
 
 __all__ = ["cmd_batch"]
 
@@ -57,6 +57,7 @@ def _add_batch_parser(sub) -> None:
         help="gaussian, or gsg (also the generalized sub-Gaussian model)",
     )
     p.add_argument("--no-kinetics", action="store_true", help="skip rates and pit tracks")
+    _add_segmentation_options(p)
     p.add_argument(
         "--figures", choices=["summary", "all", "none"], default="summary", help="(summary)"
     )
@@ -81,6 +82,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         figures=args.figures,
         increment_model=args.increment_model,
         kinetics=not args.no_kinetics,
+        closed_pits=not args.keep_open_pits,
+        temporal_window=args.temporal_window,
     )
     result = run_batch(
         args.inputs,

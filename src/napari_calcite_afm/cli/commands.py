@@ -417,6 +417,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         increment_model=args.increment_model,
         kinetics=not args.no_kinetics,
         closed_pits=not args.keep_open_pits,
+        temporal_window=args.temporal_window,
     )
     result = run_pipeline(
         args.input,

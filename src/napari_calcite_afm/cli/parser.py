@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import _float_arg, _int_arg, _Parser
+from ._common import _add_segmentation_options, _float_arg, _int_arg, _Parser
 from .batch import _add_batch_parser
 from .commands import (
     cmd_demo,
@@ -224,15 +224,6 @@ def _add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _add_keep_open_pits(p) -> None:
-    p.add_argument(
-        "--keep-open-pits",
-        action="store_true",
-        help="keep the network's pit labels where they are not closed depressions (by "
-        "default such regions, e.g. the foot of a step, are relabelled terrace)",
-    )
-
-
 def _add_segment_parser(sub) -> None:
     p = sub.add_parser("segment", help="segment a stack with a trained model")
     _add_input(p)
@@ -242,7 +233,7 @@ def _add_segment_parser(sub) -> None:
         "--probabilities",
         help="also write class probabilities to this TIFF (both files are written, or neither)",
     )
-    _add_keep_open_pits(p)
+    _add_segmentation_options(p, temporal=False)
     _add_channel(p)
     _add_quiet(p)
     p.set_defaults(func=cmd_segment)
@@ -290,7 +281,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
     p.add_argument("--no-kinetics", action="store_true", help="skip the rate maps and pit tracks")
-    _add_keep_open_pits(p)
+    _add_segmentation_options(p)
     p.add_argument(
         "--increment-model",
         choices=["gaussian", "gsg"],

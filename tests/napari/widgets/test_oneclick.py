@@ -74,9 +74,13 @@ def test_one_click_from_layer_and_file(
     # from a file
     movie = write_tiff(tmp_path / "movie.tif", series.raw, PX, frame_interval_s=300.0)
     widget.set_input_file(movie)
+    assert not widget.temporal.isChecked()  # each frame alone unless asked
+    assert widget.result.summary["config"]["temporal_window"] == 1
+    widget.temporal.setChecked(True)  # ... and with its neighbours
     widget.run()
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
     assert viewer.layers["movie segmentation"].data.shape == series.raw.shape
+    assert widget.result.summary["config"]["temporal_window"] == 3
 
     # a missing file: a notification naming it, no exception
     widget.set_input_file(tmp_path / "missing.spm")

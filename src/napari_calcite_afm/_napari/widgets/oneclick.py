@@ -128,6 +128,12 @@ class OneClickWidget(QWidget):
         self.lags.setToolTip("lags s of the increment statistics, pixels")
         self.register = QCheckBox("correct drift between frames")
         self.register.setChecked(True)
+        self.temporal = QCheckBox("label each frame with its two neighbours (3-frame mean)")
+        self.temporal.setToolTip(
+            "average the class probabilities of the registered frames t-1, t, t+1: pits "
+            "no longer flicker and about half as many pit tracks (mostly fragments) are "
+            "made; each frame's own probabilities are kept"
+        )
         self.run_button = QPushButton("Run: clean → segment → fit")
         self.stop_button = QPushButton("Stop")
         self.out_dir = QLineEdit()
@@ -148,6 +154,7 @@ class OneClickWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.register)
+        layout.addWidget(self.temporal)
         layout.addLayout(run_row(self.run_button, self.stop_button))
         layout.addWidget(self.progress)
         layout.addWidget(class_legend(3))
@@ -210,7 +217,9 @@ class OneClickWidget(QWidget):
         from ...pipeline import PipelineConfig
 
         config = PipelineConfig(
-            lags=parse_lags(self.lags.text()), register=self.register.isChecked()
+            lags=parse_lags(self.lags.text()),
+            register=self.register.isChecked(),
+            temporal_window=3 if self.temporal.isChecked() else 1,
         )
         spec = self.model.spec()
         kwargs: dict = {}
