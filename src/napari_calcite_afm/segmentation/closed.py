@@ -11,7 +11,7 @@ the labelled region, and ask whether most of it stands clearly above the region.
 :func:`remove_open_pits` relabels as terrace (2) every connected region of a pit class
 whose ring (``ring_px`` pixels wide, outside the region, recorded pixels only, and for
 monolayer pits not counting multilayer-pit pixels) is higher than the region's median
-height by ``depth_steps`` steps on less than ``min_fraction`` of its pixels. The
+height by half a step on less than ``min_fraction`` (60 %) of its pixels. The
 networks' probabilities are not changed: the labels are.
 
 Measured on development frames of three generators (docs/segmentation.md, "Closed
@@ -33,7 +33,7 @@ __all__ = ["CLOSED_DEPTH_STEPS", "STEP_NM", "remove_open_pits", "ring_fractions"
 #: Height of one calcite {10-14} step, nm.
 STEP_NM = 0.31
 #: How far (in steps) the ring must stand above a region of each pit class.
-CLOSED_DEPTH_STEPS: dict[int, float] = {LABEL_MULTILAYER: 1.0, LABEL_MONOLAYER: 0.5}
+CLOSED_DEPTH_STEPS: dict[int, float] = {LABEL_MULTILAYER: 0.5, LABEL_MONOLAYER: 0.5}
 
 
 def ring_fractions(
@@ -147,8 +147,10 @@ def remove_open_pits(
         A region is kept when at least this fraction of its ring stands above it.
     depth_steps : mapping, optional
         Label to the height (in steps) by which a ring pixel must stand above the
-        region's median; default :data:`CLOSED_DEPTH_STEPS` (1 step for multilayer pits,
-        half a step for monolayer pits). Labels not in it are left alone.
+        region's median; default :data:`CLOSED_DEPTH_STEPS` (half a step for both pit
+        classes: whether a depression is one layer deep or several is the network's
+        call; a full step for multilayer pits also removed young pits whose terraced
+        walls hold most of their area). Labels not in it are left alone.
 
     Returns
     -------
