@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_calcite_afm.errors import CalciteAFMError
 from napari_calcite_afm.segmentation import load_default_model, predict_stack
 from napari_calcite_afm.segmentation.closed import remove_open_pits, ring_fractions
 
@@ -73,7 +74,7 @@ def test_unrecorded_pixels_are_not_part_of_a_ring():
 
 
 def test_shapes_must_agree():
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(CalciteAFMError, match="differ in shape"):
         remove_open_pits(np.ones((4, 4), np.uint8), np.zeros((4, 5)))
 
 

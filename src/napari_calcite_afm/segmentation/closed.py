@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from ..errors import CalciteAFMError
 from ..labels import LABEL_MONOLAYER, LABEL_MULTILAYER, LABEL_TERRACE
 
 __all__ = ["CLOSED_DEPTH_STEPS", "STEP_NM", "remove_open_pits", "ring_fractions"]
@@ -171,7 +172,7 @@ def remove_open_pits(
     labels = np.asarray(labels)
     z = np.asarray(heights)
     if labels.shape != z.shape:
-        raise ValueError(f"labels {labels.shape} and heights {z.shape} differ in shape")
+        raise CalciteAFMError(f"labels {labels.shape} and heights {z.shape} differ in shape")
     out = labels.astype(np.uint8, copy=True)
     steps = CLOSED_DEPTH_STEPS if depth_steps is None else depth_steps
     # monolayer pits first, with multilayer pits left out of their rings: a monolayer pit
