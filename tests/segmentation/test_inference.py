@@ -131,3 +131,21 @@ def test_predict_stack_gives_each_frame_its_mean_uncertainty(seg):
     np.testing.assert_allclose(again, unsure, rtol=1e-6)
     with pytest.raises(CalciteAFMError, match="one value per frame"):
         predict_stack(model, stack, device="cpu", uncertainty_out=np.zeros(2))
+
+
+def test_labels_divide_out_the_class_weights_of_training(seg):
+    from napari_calcite_afm.segmentation.inference import class_weight_prior
+
+    model = seg.random_model(3)
+    frame = np.random.default_rng(1).normal(0, 1, (40, 48)).astype(np.float32)
+    assert class_weight_prior(model) is None  # no record: the plain argmax
+    plain, prob = predict_frame(model, frame, closed=False)
+    np.testing.assert_array_equal(plain, prob.argmax(axis=0) + 1)
+    model.info["class_weights"] = [1.0, 0.1, 5.0]  # trained to favour the rare class 3
+    tilted, prob2 = predict_frame(model, frame, closed=False)
+    np.testing.assert_array_equal(prob2, prob)  # the probabilities stay the network's
+    w = np.array([1.0, 0.1, 5.0])[:, None, None]
+    np.testing.assert_array_equal(tilted, (prob / w).argmax(axis=0) + 1)
+    assert (tilted == 3).sum() <= (plain == 3).sum() and (tilted == 2).sum() >= (plain == 2).sum()
+    model.info["class_weights"] = [1.0, 1.0, 1.0]  # equal weights change nothing
+    assert class_weight_prior(model) is None

@@ -34,6 +34,7 @@ from .networks import resolve_device
 __all__ = [
     "AUTO_TILE",
     "AUTO_TILE_PIXELS",
+    "class_weight_prior",
     "predict_frame",
     "predict_stack",
     "uncertainty",
@@ -246,7 +247,10 @@ def predict_stack(
     Returns
     -------
     labels : numpy.ndarray
-        uint8 ``(frames, rows, cols)``, values 1..n_classes, 0 where the input is NaN.
+        uint8 ``(frames, rows, cols)``, values 1..n_classes, 0 where the input is NaN:
+        the most probable class once the class weights of training are divided out
+        (:func:`class_weight_prior`; three-class models), then the closed-depression
+        check (``closed``).
     probabilities : numpy.ndarray or None
         float32 ``(frames, n_classes, rows, cols)``, NaN where the input is NaN; None
         when ``return_probabilities`` is False.
@@ -294,6 +298,7 @@ def predict_stack(
 
     labels = np.zeros((n, rows, cols), dtype=np.uint8)
     probs = np.full((n, nc, rows, cols), np.nan, dtype=np.float32) if return_probabilities else None
+    prior = class_weight_prior(model)
     t0 = time.perf_counter()
     # a tiled frame already holds several windows: one frame per batch then
     frames_per_batch = batch_size if tile is None else 1
@@ -311,7 +316,7 @@ def predict_stack(
                 zs.append(z)
             p = _run_windows(module, np.stack(xs), tile, overlap, dev, batch_size)
             for k, i in enumerate(idx):
-                lab = (np.argmax(p[k], axis=0) + 1).astype(np.uint8)
+                lab = _labels_of(p[k], prior)
                 if masks[k] is not None:
                     lab[masks[k]] = 0
                     p[k][:, masks[k]] = np.nan
@@ -331,6 +336,40 @@ def predict_stack(
                     }
                 )
     return labels, probs
+
+
+def class_weight_prior(model: SegmentationModel) -> np.ndarray | None:
+    """The class weights a model was trained with, when they were not all equal.
+
+    A network trained with class weights ``w`` (median-frequency balancing, the default
+    for three classes) learns probabilities tilted by ``w`` towards the rare classes; its
+    labels are taken as the argmax of ``p / w``, the posterior without the tilt
+    (:func:`predict_stack`). Returns None for unweighted models (the shipped two-class
+    model, older files without the record).
+
+    Examples
+    --------
+    >>> from napari_calcite_afm.segmentation import load_default_model
+    >>> class_weight_prior(load_default_model(2)) is None
+    True
+    >>> [round(float(w), 2) for w in class_weight_prior(load_default_model(3))]
+    [1.0, 0.14, 1.72]
+    """
+    w = model.info.get("class_weights")
+    if w is None or len(w) != model.n_classes:
+        return None
+    w = np.asarray(w, dtype=np.float32)
+    if not (np.all(np.isfinite(w)) and np.all(w > 0)) or np.allclose(w, w[0]):
+        return None
+    return w
+
+
+def _labels_of(p: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
+    """uint8 labels 1..n_classes of ``(n_classes, rows, cols)`` probabilities, the
+    class weights of training (``prior``) divided out."""
+    if prior is not None:
+        p = p / prior[:, None, None]
+    return (np.argmax(p, axis=0) + 1).astype(np.uint8)
 
 
 def _mean_uncertainty(probabilities: np.ndarray) -> float:
