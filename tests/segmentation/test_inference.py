@@ -145,7 +145,7 @@ def test_labels_divide_out_the_class_weights_of_training(seg):
     tilted, prob2 = predict_frame(model, frame, closed=False)
     np.testing.assert_array_equal(prob2, prob)  # the probabilities stay the network's
     w = np.array([1.0, 0.1, 5.0])[:, None, None]
-    np.testing.assert_array_equal(tilted, (prob / w).argmax(axis=0) + 1)
+    np.testing.assert_array_equal(tilted, (prob / np.sqrt(w)).argmax(axis=0) + 1)
     assert (tilted == 3).sum() <= (plain == 3).sum() and (tilted == 2).sum() >= (plain == 2).sum()
     model.info["class_weights"] = [1.0, 1.0, 1.0]  # equal weights change nothing
     assert class_weight_prior(model) is None

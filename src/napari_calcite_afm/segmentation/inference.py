@@ -248,9 +248,9 @@ def predict_stack(
     -------
     labels : numpy.ndarray
         uint8 ``(frames, rows, cols)``, values 1..n_classes, 0 where the input is NaN:
-        the most probable class once the class weights of training are divided out
-        (:func:`class_weight_prior`; three-class models), then the closed-depression
-        check (``closed``).
+        the most probable class once half the tilt of the class weights of training is
+        taken back (:func:`class_weight_prior`; three-class models), then the
+        closed-depression check (``closed``).
     probabilities : numpy.ndarray or None
         float32 ``(frames, n_classes, rows, cols)``, NaN where the input is NaN; None
         when ``return_probabilities`` is False.
@@ -343,9 +343,11 @@ def class_weight_prior(model: SegmentationModel) -> np.ndarray | None:
 
     A network trained with class weights ``w`` (median-frequency balancing, the default
     for three classes) learns probabilities tilted by ``w`` towards the rare classes; its
-    labels are taken as the argmax of ``p / w``, the posterior without the tilt
-    (:func:`predict_stack`). Returns None for unweighted models (the shipped two-class
-    model, older files without the record).
+    labels are taken as the argmax of ``p / sqrt(w)`` (:func:`predict_stack`): half the
+    tilt taken back. The whole of it (``p / w``, the untilted posterior) suits a
+    well-trained network, but on a briefly trained one it shrank the monolayer pits until
+    the closed-depression check removed them (docs/segmentation.md). Returns None for
+    unweighted models (the shipped two-class model, older files without the record).
 
     Examples
     --------
@@ -365,10 +367,10 @@ def class_weight_prior(model: SegmentationModel) -> np.ndarray | None:
 
 
 def _labels_of(p: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
-    """uint8 labels 1..n_classes of ``(n_classes, rows, cols)`` probabilities, the
-    class weights of training (``prior``) divided out."""
+    """uint8 labels 1..n_classes of ``(n_classes, rows, cols)`` probabilities, half the
+    tilt of the class weights of training (``prior``) taken back."""
     if prior is not None:
-        p = p / prior[:, None, None]
+        p = p / np.sqrt(prior)[:, None, None]
     return (np.argmax(p, axis=0) + 1).astype(np.uint8)
 
 
