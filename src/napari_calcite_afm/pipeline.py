@@ -335,12 +335,20 @@ def _segment_stage(seg_model, cleaned: np.ndarray, same_levelling: bool, config,
         if config.keep_probabilities or temporal
         else None
     )
+    # the temporal prior's closed check needs the frames as the model levels them: level
+    # each frame once here and keep it, instead of inside predict_frame and again after
+    keep_levelled = temporal and config.closed_pits and not same_levelling
+    levelled = np.empty(cleaned.shape, np.float32) if keep_levelled else None
     with clock.timed("segment_s"):
         for i in range(n):
             if stop_requested(stop):
                 raise Cancelled(f"stopped after segmenting {i} of {n} frames")
+            frame, is_levelled = cleaned[i], same_levelling
+            if levelled is not None:
+                frame = levelled[i] = seg_model.level(cleaned[i])
+                is_levelled = True
             lab, p = predict_frame(
-                seg_model, cleaned[i], levelled=same_levelling, closed=config.closed_pits
+                seg_model, frame, levelled=is_levelled, closed=config.closed_pits
             )
             labels[i], unc[i] = lab, frame_uncertainty(p)
             if probs is not None:
@@ -349,9 +357,7 @@ def _segment_stage(seg_model, cleaned: np.ndarray, same_levelling: bool, config,
         if temporal:
             heights = None
             if config.closed_pits:  # the check runs on the model's levelling
-                heights = (
-                    cleaned if same_levelling else np.stack([seg_model.level(f) for f in cleaned])
-                )
+                heights = cleaned if levelled is None else levelled
             labels, _ = temporal_prior(probs, window=config.temporal_window, heights=heights)
     return labels, (probs if config.keep_probabilities else None), unc
 

@@ -39,6 +39,7 @@ __all__ = [
 COLORBAR_LABEL = "height (nm)"
 _OVERLAY = "calcite_colorbar_label"
 _installed: weakref.WeakSet = weakref.WeakSet()  # viewers already followed
+_label_followers: dict = {}  # id(label overlay) -> (weakref to its layer, its callback)
 
 
 def is_height_layer(layer) -> bool:
@@ -239,6 +240,15 @@ def label_layer_colorbar(viewer, layer, text: str, key: str) -> None:
     label = overlays[key]
     label.text = text
     label.position = layer.colorbar.position
+    # one layer drives a label: the one it followed before lets go of it (else hiding
+    # that layer would hide the label of this one, and each call would add a follower)
+    before = _label_followers.pop(id(label), None)
+    if before is not None:
+        old_ref, old_follow = before
+        old = old_ref()
+        if old is not None:
+            old.events.visible.disconnect(old_follow)
+            old.colorbar.events.visible.disconnect(old_follow)
     target = weakref.ref(layer)
 
     def follow(event=None) -> None:
@@ -247,4 +257,5 @@ def label_layer_colorbar(viewer, layer, text: str, key: str) -> None:
 
     layer.events.visible.connect(follow)
     layer.colorbar.events.visible.connect(follow)
+    _label_followers[id(label)] = (target, follow)
     follow()
