@@ -250,7 +250,13 @@ def test_too_weak_a_texture_does_not_move_the_shifts_and_is_reported():
 def test_a_staircase_alias_far_off_the_trend_gives_way_to_the_peak_near_it():
     """A regular staircase matches itself one step spacing away, often more strongly
     than at the true shift; a jump-flagged pair then takes the peak near the trend."""
-    from napari_calcite_afm.level._pairs import _jump, _Pair, _peak_near, _staircase_alias
+    from napari_calcite_afm.level._pairs import (
+        _jump,
+        _off_trend,
+        _Pair,
+        _peak_near,
+        _staircase_alias,
+    )
 
     rng = np.random.default_rng(5)
     tex = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 1.0)
@@ -265,10 +271,14 @@ def test_a_staircase_alias_far_off_the_trend_gives_way_to_the_peak_near_it():
     assert np.abs(pair.coarse - true).max() < 0.3 and pair.strength >= 8.0
     bounded = _Pair(ref=2, mov=3, coarse=alias.copy(), strength=40.0)  # beyond max_shift
     assert not _staircase_alias(bounded, positions, f_ref, f_mov, weak=8.0, max_shift=1.5)
-    # no trend yet (fewer than 2 steps): nothing to judge by, the pair is left alone
-    early = _Pair(ref=1, mov=2, coarse=alias.copy(), strength=40.0)
-    assert not _staircase_alias(early, {0: np.zeros(2), 1: true}, f_ref, f_mov, weak=8.0)
-    assert np.array_equal(early.coarse, alias)
+    # no trend yet (fewer than 2 steps): the peak near no drift since the last frame
+    for known in ({0: np.zeros(2)}, {0: np.zeros(2), 1: true}):
+        early = _Pair(ref=max(known), mov=max(known) + 1, coarse=alias.copy(), strength=40.0)
+        assert _off_trend(early, known)
+        assert _staircase_alias(early, known, f_ref, f_mov, weak=8.0)
+        assert np.abs(early.coarse - true).max() < 0.3
+    near = _Pair(ref=2, mov=3, coarse=np.array([6.0, 4.0]), strength=40.0)
+    assert not _off_trend(near, positions)  # 4 px off the trend's (2.0, 1.05): no alias
     # only the far peak: the window's maximum is the flank of a peak outside it
     single = np.fft.fft2(np.roll(tex, (22, -9), (0, 1)))
     assert _peak_near(f_ref, single, np.array([2.0, 1.0]), 5.0)[1] < 8.0

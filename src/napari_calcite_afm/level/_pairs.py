@@ -66,6 +66,15 @@ def _jump(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
     return bool(np.any(np.abs(new - predicted) > allowed * np.sqrt(gap)))
 
 
+def _off_trend(pair: _Pair, positions: dict[int, np.ndarray]) -> bool:
+    """True when ``pair``'s shift lies more than ``_JUMP_PX`` pixels (per axis, times the
+    square root of the frame gap) from what :func:`_predicted` expects: not a jump
+    (:func:`_jump`), but where a staircase alias would put it."""
+    last = max(positions)
+    predicted = _predicted(pair, positions)
+    return bool(np.any(np.abs(pair.coarse - predicted) > _JUMP_PX * np.sqrt(pair.mov - last)))
+
+
 def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
     """Whether the terrace texture peaks strongly near a whole-frame ``shift`` (within
     ``_JUMP_PX``): a change of the drift rate that what does not move confirms, not a
@@ -79,10 +88,12 @@ def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
 
 def _predicted(pair: _Pair, positions: dict[int, np.ndarray]) -> np.ndarray | None:
     """The shift of ``pair`` that the drift of the last (up to) 5 accepted steps
-    predicts (from its reference frame), or None with fewer than 2 steps."""
+    predicts (from its reference frame); with fewer than 2 steps, no drift since the
+    last accepted frame (one step is no trend, and a first shift far off is as likely a
+    staircase matching itself as drift)."""
     last, rates = _recent_rates(positions)
     if len(rates) < 2:
-        return None
+        return positions[last] - positions[pair.ref]
     return positions[last] + np.median(rates, axis=0) * (pair.mov - last) - positions[pair.ref]
 
 

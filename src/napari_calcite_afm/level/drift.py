@@ -30,7 +30,7 @@ from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
-from ._pairs import _jump, _Pair, _staircase_alias, _texture_confirms
+from ._pairs import _jump, _off_trend, _Pair, _staircase_alias, _texture_confirms
 from ._texture import (
     _TEX_STRONG,
     _TEX_WEAK,
@@ -222,6 +222,10 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         elif _jump(pair, positions):
             textures_of = (computed[ref], computed[i]) if use_texture else None
             _judge_jump(pair, positions, (ref_spec, cur), textures_of, a.shape[1:], max_shift)
+        elif use_texture and _off_trend(pair, positions):
+            # within the allowance of a jump, but where a staircase alias would lie
+            if not _texture_confirms(computed[ref], computed[i], pair.coarse, a.shape[1:]):
+                _staircase_alias(pair, positions, ref_spec, cur, _WEAK, max_shift)
         pairs.append(pair)
         if not pair.reason:
             positions[i] = positions[ref] + pair.coarse
