@@ -353,9 +353,17 @@ def _messages(pairs, use_texture, valid, shape) -> list[str]:
         ]
         if weak:
             word = "frames" if len(weak) > 1 else "frame"
+            first, last = _longest_run(weak)
+            run = (
+                f"; their errors add up along a run of such frames (longest: frames "
+                f"{first}-{last}), as the whole-frame shift follows retreating steps"
+                if last - first >= 2
+                else ""
+            )
             out.append(
                 f"{word} {_frame_list(weak)}: the terrace texture barely showed the drift "
-                "(weak texture peak); it may be off by a pixel or more (confidence at most 0.5)"
+                "(weak texture peak); it may be off by a pixel or more (confidence at most "
+                f"0.5){run}"
             )
     rows, cols = shape
     h, w = valid[0].stop - valid[0].start, valid[1].stop - valid[1].start
@@ -365,6 +373,17 @@ def _messages(pairs, use_texture, valid, shape) -> list[str]:
             f"{100.0 * h * w / (rows * cols):.0f} % of the frame: check the drift (drift.csv)"
         )
     return out
+
+
+def _longest_run(frames: list[int]) -> tuple[int, int]:
+    """First and last frame of the longest run of consecutive numbers in ``frames``
+    (sorted); the earliest of equally long runs."""
+    best = cur = (frames[0], frames[0])
+    for f in frames[1:]:
+        cur = (cur[0], f) if f == cur[1] + 1 else (f, f)
+        if cur[1] - cur[0] > best[1] - best[0]:
+            best = cur
+    return best
 
 
 def _valid_region(shifts: np.ndarray, rows: int, cols: int) -> tuple[slice, slice]:
