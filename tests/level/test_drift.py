@@ -285,3 +285,35 @@ def test_a_staircase_alias_far_off_the_trend_gives_way_to_the_peak_near_it():
     assert _peak_near(f_ref, single, np.array([2.0, 1.0]), 5.0)[1] < 8.0
     lone = _Pair(ref=2, mov=3, coarse=alias.copy(), strength=40.0)
     assert not _staircase_alias(lone, positions, f_ref, single, weak=8.0)
+
+
+def test_a_first_frame_unlike_the_rest_is_skipped_and_its_drift_continued_back():
+    """The first scan after the approach can match none of the frames after it: the
+    drift is then measured from frame 1 and continued back to frame 0, instead of
+    every later frame being measured against frame 0 across a growing gap."""
+    rng = np.random.default_rng(21)
+    base = ndimage.gaussian_filter(rng.normal(size=(160, 160)), 2.0)
+    step = np.array([1.5, -1.0])  # drift per frame, pixels
+    frames = [ndimage.gaussian_filter(rng.normal(size=(128, 128)), 2.0)]  # unrelated
+    for k in range(1, 7):
+        moved = ndimage.shift(base, k * step, order=1)[16:-16, 16:-16]
+        frames.append(moved + rng.normal(0, 0.02, moved.shape))
+    reg = register_stack(np.stack(frames), texture=False)
+    expected = -np.arange(7)[:, None] * step  # aligning frame k with frame 0
+    assert np.abs(reg.shifts - expected).max() < 0.3, reg.shifts
+    assert reg.rejected.tolist() == [True] + [False] * 6
+    assert reg.confidence[0] == 0.0 and reg.confidence[1:].min() > 0.5
+    assert "frame 0 matched none of the frames after" in reg.messages[0], reg.messages
+    # measured against frame 0 instead, every frame was rejected and held at no drift
+    first = register_stack(np.stack(frames), texture=False, reference="first")
+    assert first.rejected[1:].all() and np.abs(first.shifts).max() == 0.0
+
+
+def test_skip_odd_leading_keeps_the_first_pass_when_its_first_pair_holds():
+    from napari_calcite_afm.level._leading import skip_odd_leading
+    from napari_calcite_afm.level._pairs import _Pair
+
+    good = [_Pair(0, 1, np.zeros(2), 30.0), _Pair(1, 2, np.zeros(2), 30.0)]
+    calls = []
+    out = skip_odd_leading(np.zeros((3, 4, 4)), (good, None, 0), calls.append)
+    assert out == (good, None, 0, []) and calls == []

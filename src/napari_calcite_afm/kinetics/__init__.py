@@ -32,7 +32,7 @@ Examples
 >>> reg = register_stack(movie)
 >>> rates = rate_maps(reg.aligned, 300.0)       # nm/s, one map per pair of frames
 >>> table = rate_table(rates, 300.0, pixel_size_nm=11.7)
->>> [round(row["rate_nm_s"] * 1e4, 1) for row in table.to_rows()]
+>>> [round(row["rate_nm_s"] * 1e4, 1) + 0.0 for row in table.to_rows()]  # + 0.0: no -0.0
 [2.6, 0.0]
 """
 

@@ -30,6 +30,7 @@ from ._anchors import _anchor_pass
 from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
+from ._leading import extrapolate_leading, skip_odd_leading
 from ._pairs import _jump, _off_trend, _Pair, _staircase_alias, _texture_confirms
 from ._texture import (
     _TEX_STRONG,
@@ -432,7 +433,11 @@ def register_stack(
        frame; the next frame is then measured against the last accepted one. With
        ``texture``, such a jump (strong or weak) first takes the correlation peak near
        the trend's prediction where there is one: a regular staircase matches itself
-       one step spacing away. The first shift is judged against no drift.
+       one step spacing away. The first shift is judged against no drift. When the
+       first frame matches none after it (its pair is weak) and the movie measured
+       from the next frame places at least as many frames, that pass is kept (up to 2
+       leading frames skipped): the skipped frames are rejected and their drift
+       continued back from the first accepted steps (:mod:`._leading`).
     2. ``texture``: on a dissolving surface the whole-frame match partly follows the
        retreating steps. The shift is corrected on the fine texture of the terraces
        away from any step edge (what does not move), pooling weak evidence over
@@ -498,9 +503,17 @@ def register_stack(
     _check_args(reference, upsample_factor, max_shift)
     n, rows, cols = a.shape
     use_texture = bool(texture) and n > 1
-    pairs, textures, anchor = _whole_frame_pass(
-        a, reference, int(upsample_factor), max_shift, use_texture, progress, stop
-    )
+
+    def run(arr):
+        return _whole_frame_pass(
+            arr, reference, int(upsample_factor), max_shift, use_texture, progress, stop
+        )
+
+    pairs, textures, anchor, skipped = run(a), None, 0, []
+    if reference == "previous":  # a first frame unlike the rest: measured from the next
+        pairs, textures, anchor, skipped = skip_odd_leading(a, pairs, run)
+    else:
+        pairs, textures, anchor = pairs
     tied = []
     if use_texture:
         _texture_pass(pairs, textures, (rows, cols), max_shift)
@@ -515,16 +528,29 @@ def register_stack(
     for p in pairs:
         if p.reason == "no data":
             shifts[p.mov] = shifts[p.mov - 1]
+    shifts = extrapolate_leading(shifts, positions, skipped)
     rejected = np.zeros(n, bool)
-    rejected[[p.mov for p in pairs if p.reason]] = True
+    rejected[[p.mov for p in pairs if p.reason] + skipped] = True
     valid = _valid_region(shifts, rows, cols)
+    confidence = _confidence(pairs, residual, n, anchor, use_texture)
+    confidence[skipped] = 0.0
+    messages = _messages(pairs, use_texture, valid, (rows, cols))
+    if skipped:
+        word = "frames" if len(skipped) > 1 else "frame"
+        messages.insert(
+            0,
+            f"{word} {_frame_list(skipped)} matched none of the frames after (weak "
+            f"correlation): the drift is measured from frame {anchor}, and that of "
+            f"{word} {_frame_list(skipped)} continued back from the drift of the frames "
+            "after (the shifts stay relative to frame 0)",
+        )
     return Registration(
         aligned=shift_stack(a, shifts),
         shifts=shifts,
         valid=valid,
-        confidence=_confidence(pairs, residual, n, anchor, use_texture),
+        confidence=confidence,
         rejected=rejected,
-        messages=_messages(pairs, use_texture, valid, (rows, cols)),
+        messages=messages,
     )
 
 
