@@ -317,3 +317,17 @@ def test_skip_odd_leading_keeps_the_first_pass_when_its_first_pair_holds():
     calls = []
     out = skip_odd_leading(np.zeros((3, 4, 4)), (good, None, 0), calls.append)
     assert out == (good, None, 0, []) and calls == []
+
+
+def test_two_odd_leading_frames_are_skipped_together():
+    rng = np.random.default_rng(22)
+    base = ndimage.gaussian_filter(rng.normal(size=(160, 160)), 2.0)
+    step = np.array([-1.0, 0.5])
+    frames = [ndimage.gaussian_filter(rng.normal(size=(128, 128)), 2.0) for _ in range(2)]
+    for k in range(2, 8):
+        moved = ndimage.shift(base, k * step, order=1)[16:-16, 16:-16]
+        frames.append(moved + rng.normal(0, 0.02, moved.shape))
+    reg = register_stack(np.stack(frames), texture=False)
+    assert np.abs(reg.shifts - (-np.arange(8)[:, None] * step)).max() < 0.3, reg.shifts
+    assert reg.rejected.tolist() == [True, True] + [False] * 6
+    assert "frames 0-1 matched none of the frames after" in reg.messages[0], reg.messages

@@ -49,19 +49,25 @@ def skip_odd_leading(a: np.ndarray, first_pass: tuple, run: Callable) -> tuple:
         anchor that had data (empty when the first pass is kept).
     """
     pairs, textures, anchor = first_pass
+    if not pairs or pairs[0].reason != "weak correlation":
+        return pairs, textures, anchor, []
+    masked = np.array(a, copy=True)
     skipped: list[int] = []
-    masked = None
+    cur = anchor
     for _ in range(_MAX_SKIP):
-        if not pairs or pairs[0].reason != "weak correlation":
-            break
-        masked = np.array(a, copy=True) if masked is None else masked
-        masked[anchor] = np.nan
+        masked[cur] = np.nan  # as if it had no data: the next frame is the anchor
+        skipped.append(cur)
         alt_pairs, alt_textures, alt_anchor = run(masked)
-        if not alt_pairs or alt_pairs[0].reason or _placed(alt_pairs) < _placed(pairs):
+        if not alt_pairs:
             break
-        skipped.append(anchor)
-        pairs, textures, anchor = alt_pairs, alt_textures, alt_anchor
-    return pairs, textures, anchor, skipped
+        if not alt_pairs[0].reason:
+            if _placed(alt_pairs) >= _placed(pairs):
+                return alt_pairs, alt_textures, alt_anchor, skipped
+            break
+        if alt_pairs[0].reason != "weak correlation":
+            break
+        cur = alt_anchor  # the next frame is unlike the rest too: skip it as well
+    return pairs, textures, anchor, []
 
 
 def extrapolate_leading(shifts: np.ndarray, positions: dict, skipped: list[int]) -> np.ndarray:

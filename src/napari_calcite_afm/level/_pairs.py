@@ -86,7 +86,7 @@ def _texture_confirms(tex_ref, tex_mov, shift: np.ndarray, shape) -> bool:
     return bool(z >= _TEX_STRONG and np.abs(refined - shift).max() <= _JUMP_PX)
 
 
-def _predicted(pair: _Pair, positions: dict[int, np.ndarray]) -> np.ndarray | None:
+def _predicted(pair: _Pair, positions: dict[int, np.ndarray]) -> np.ndarray:
     """The shift of ``pair`` that the drift of the last (up to) 5 accepted steps
     predicts (from its reference frame); with fewer than 2 steps, no drift since the
     last accepted frame (one step is no trend, and a first shift far off is as likely a
@@ -125,8 +125,6 @@ def _staircase_alias(
     true shift.
     """
     predicted = _predicted(pair, positions)
-    if predicted is None:
-        return False
     shift, strength = _peak_near(f_ref, f_mov, predicted, _JUMP_PX)
     if strength < weak or (max_shift is not None and np.abs(shift).max() > max_shift):
         return False

@@ -509,11 +509,11 @@ def register_stack(
             arr, reference, int(upsample_factor), max_shift, use_texture, progress, stop
         )
 
-    pairs, textures, anchor, skipped = run(a), None, 0, []
+    first = run(a)
     if reference == "previous":  # a first frame unlike the rest: measured from the next
-        pairs, textures, anchor, skipped = skip_odd_leading(a, pairs, run)
+        pairs, textures, anchor, skipped = skip_odd_leading(a, first, run)
     else:
-        pairs, textures, anchor = pairs
+        (pairs, textures, anchor), skipped = first, []
     tied = []
     if use_texture:
         _texture_pass(pairs, textures, (rows, cols), max_shift)
