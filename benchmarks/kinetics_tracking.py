@@ -23,7 +23,7 @@ pits:
   frames where the pit is a *depression* in the clean heights (at least half of the
   pixels it owns lie half a step, 0.155 nm, below the median of the true terrace in a
   4 px ring around them). A young pit's footprint is mostly its first step loop: on
-  development movies (seeds 97,300-97,329) most of the losses with the shipped model
+  development movies (seeds 97,300-97,329) half of the losses with the shipped model
   were pits in their first frames, when less than half of their footprint was half a
   step below the terrace even in the noise-free heights (nothing reading the heights
   could find them).
