@@ -331,3 +331,18 @@ def test_two_odd_leading_frames_are_skipped_together():
     assert np.abs(reg.shifts - (-np.arange(8)[:, None] * step)).max() < 0.3, reg.shifts
     assert reg.rejected.tolist() == [True, True] + [False] * 6
     assert "frames 0-1 matched none of the frames after" in reg.messages[0], reg.messages
+
+
+def test_a_faint_peak_on_the_drift_trend_is_kept_and_one_off_it_is_not():
+    """A noise peak would fall anywhere; a faint one where the trend predicts is the
+    drift (rejecting it makes the next frames be measured across wider gaps)."""
+    from napari_calcite_afm.level._pairs import _on_trend, _Pair
+
+    positions = {0: np.zeros(2), 1: np.array([1.0, -0.5]), 2: np.array([2.0, -1.0])}
+    assert _on_trend(_Pair(2, 3, np.array([1.5, -0.2]), 6.0), positions)
+    assert not _on_trend(_Pair(2, 3, np.array([4.5, -0.5]), 6.0), positions)  # 3.5 px off
+    assert not _on_trend(_Pair(2, 3, np.array([1.0, -0.5]), 4.0), positions)  # too faint
+    # across a gap of 4 frames the allowance widens by its square root (4 px)
+    assert _on_trend(_Pair(2, 6, np.array([7.0, -2.0]), 6.0), positions)
+    # one step is no trend
+    assert not _on_trend(_Pair(1, 2, np.array([1.0, -0.5]), 6.0), dict(list(positions.items())[:2]))

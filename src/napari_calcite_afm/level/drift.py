@@ -31,7 +31,14 @@ from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
 from ._leading import extrapolate_leading, skip_odd_leading
-from ._pairs import _jump, _off_trend, _Pair, _staircase_alias, _texture_confirms
+from ._pairs import (
+    _jump,
+    _off_trend,
+    _on_trend,
+    _Pair,
+    _staircase_alias,
+    _texture_confirms,
+)
 from ._texture import (
     _TEX_STRONG,
     _TEX_WEAK,
@@ -218,8 +225,10 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         cur = _spectrum(a[i], window, lowpass, highf)
         shift = _pair_shift(ref_spec, cur, upsample_factor, max_shift)
         pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
-        if pair.strength < _WEAK:
+        if pair.strength < _WEAK and not _on_trend(pair, positions):
             pair.reason = "weak correlation"
+        elif pair.strength < _WEAK:
+            pass  # faint, but where the drift trend predicts it: kept (confidence 0)
         elif _jump(pair, positions):
             textures_of = (computed[ref], computed[i]) if use_texture else None
             _judge_jump(pair, positions, (ref_spec, cur), textures_of, a.shape[1:], max_shift)
@@ -427,7 +436,8 @@ def register_stack(
        spectra whitened with a noise-regularised magnitude and low-pass filtered, peak
        found with ``skimage.registration.phase_cross_correlation`` (subpixel,
        ``upsample_factor``). A peak weaker than 8 standard deviations of the
-       correlation surface, or one that jumps far from the drift of the frames before
+       correlation surface (unless at least 5 and within 2 px of the drift trend of
+       the frames before), or one that jumps far from the drift of the frames before
        it without a strong peak (20) and without a strong terrace-texture peak near it
        (the steps can bias the shifts before a true change of drift), rejects the
        frame; the next frame is then measured against the last accepted one. With
