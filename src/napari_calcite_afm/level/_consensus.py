@@ -95,3 +95,14 @@ def _frame_list(frames) -> str:
     if start is not None:
         parts.append(f"{start}" if start == prev else f"{start}-{prev}")
     return ", ".join(parts)
+
+
+def _longest_run(frames: list[int]) -> tuple[int, int]:
+    """First and last frame of the longest run of consecutive numbers in ``frames``
+    (sorted); the earliest of equally long runs."""
+    best = cur = (frames[0], frames[0])
+    for f in frames[1:]:
+        cur = (cur[0], f) if f == cur[1] + 1 else (f, f)
+        if cur[1] - cur[0] > best[1] - best[0]:
+            best = cur
+    return best

@@ -27,7 +27,7 @@ from scipy import ndimage
 from .._util import available_cpus, stop_requested, thread_map
 from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
-from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
+from ._consensus import _fill, _frame_list, _longest_run, _Measurement, _solve_positions
 from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
 from ._leading import extrapolate_leading, skip_odd_leading
@@ -383,17 +383,6 @@ def _messages(pairs, use_texture, valid, shape) -> list[str]:
             f"{100.0 * h * w / (rows * cols):.0f} % of the frame: check the drift (drift.csv)"
         )
     return out
-
-
-def _longest_run(frames: list[int]) -> tuple[int, int]:
-    """First and last frame of the longest run of consecutive numbers in ``frames``
-    (sorted); the earliest of equally long runs."""
-    best = cur = (frames[0], frames[0])
-    for f in frames[1:]:
-        cur = (cur[0], f) if f == cur[1] + 1 else (f, f)
-        if cur[1] - cur[0] > best[1] - best[0]:
-            best = cur
-    return best
 
 
 def _valid_region(shifts: np.ndarray, rows: int, cols: int) -> tuple[slice, slice]:
