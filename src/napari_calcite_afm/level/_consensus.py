@@ -79,30 +79,23 @@ def _fill(n: int, positions: dict[int, np.ndarray]) -> np.ndarray:
     return out
 
 
+def _runs(frames) -> list[tuple[int, int]]:
+    """``[3, 7, 8, 9]`` -> ``[(3, 3), (7, 9)]``: the runs of consecutive frame numbers."""
+    runs: list[tuple[int, int]] = []
+    for f in sorted(int(f) for f in frames):
+        if runs and f == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], f)
+        else:
+            runs.append((f, f))
+    return runs
+
+
 def _frame_list(frames) -> str:
     """``[3, 7, 8, 9]`` -> ``"3, 7-9"`` (frame numbers from 0)."""
-    frames = sorted(int(f) for f in frames)
-    parts: list[str] = []
-    start = prev = None
-    for f in frames:
-        if start is None:
-            start = prev = f
-        elif f == prev + 1:
-            prev = f
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = f
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ", ".join(parts)
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in _runs(frames))
 
 
-def _longest_run(frames: list[int]) -> tuple[int, int]:
-    """First and last frame of the longest run of consecutive numbers in ``frames``
-    (sorted); the earliest of equally long runs."""
-    best = cur = (frames[0], frames[0])
-    for f in frames[1:]:
-        cur = (cur[0], f) if f == cur[1] + 1 else (f, f)
-        if cur[1] - cur[0] > best[1] - best[0]:
-            best = cur
-    return best
+def _longest_run(frames) -> tuple[int, int]:
+    """First and last frame of the longest run of consecutive numbers in ``frames``;
+    the earliest of equally long runs."""
+    return max(_runs(frames), key=lambda r: r[1] - r[0])

@@ -192,14 +192,16 @@ def _all_textures(a: np.ndarray, has_data: list[bool]) -> list:
     return list(thread_map(one, range(a.shape[0]), available_cpus()))
 
 
-def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, progress, stop):
+def _whole_frame_pass(
+    a, reference, upsample_factor, max_shift, use_texture, progress, stop, computed=None
+):
     """Measure each frame against its reference by whole-frame phase correlation.
 
     The reference is the last accepted frame (``"previous"``) or the first frame with
     data (``"first"``). Returns ``(pairs, textures, anchor)``: one :class:`_Pair` per
     frame after the anchor, the texture spectra of the accepted frames (when
-    ``use_texture``) and the anchor (the first frame with data).
-    """
+    ``use_texture``) and the anchor (the first frame with data); ``computed``: the
+    textures of :func:`_all_textures`, when computed already."""
     n, rows, cols = a.shape
     window = np.outer(np.hanning(rows), np.hanning(cols)) if min(rows, cols) > 2 else 1.0
     freq = np.hypot(np.fft.fftfreq(rows)[:, None], np.fft.fftfreq(cols)[None, :])
@@ -211,7 +213,8 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
     textures: list = [None] * n
     # every frame's texture at once, side by side on threads (the filters release the
     # GIL); kept below only for the accepted frames, so the result does not depend on it
-    computed = _all_textures(a, has_data) if use_texture else textures
+    if computed is None:
+        computed = _all_textures(a, has_data) if use_texture else textures
     if use_texture:
         textures[anchor] = computed[anchor]
     positions = {anchor: np.zeros(2)}
@@ -225,10 +228,9 @@ def _whole_frame_pass(a, reference, upsample_factor, max_shift, use_texture, pro
         cur = _spectrum(a[i], window, lowpass, highf)
         shift = _pair_shift(ref_spec, cur, upsample_factor, max_shift)
         pair = _Pair(ref, i, shift, _peak_strength(ref_spec, cur, max_shift))
-        if pair.strength < _WEAK and not _on_trend(pair, positions):
-            pair.reason = "weak correlation"
-        elif pair.strength < _WEAK:
-            pass  # faint, but where the drift trend predicts it: kept (confidence 0)
+        if pair.strength < _WEAK:
+            if not _on_trend(pair, positions):  # faint but on the trend: kept (confidence 0)
+                pair.reason = "weak correlation"
         elif _jump(pair, positions):
             textures_of = (computed[ref], computed[i]) if use_texture else None
             _judge_jump(pair, positions, (ref_spec, cur), textures_of, a.shape[1:], max_shift)
@@ -503,9 +505,12 @@ def register_stack(
     n, rows, cols = a.shape
     use_texture = bool(texture) and n > 1
 
+    has_data = [bool(np.isfinite(f).any()) for f in a]  # textures once, for every pass
+    computed = _all_textures(a, has_data) if use_texture else None
+
     def run(arr):
         return _whole_frame_pass(
-            arr, reference, int(upsample_factor), max_shift, use_texture, progress, stop
+            arr, reference, int(upsample_factor), max_shift, use_texture, progress, stop, computed
         )
 
     first = run(a)
