@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -222,3 +224,50 @@ def test_a_flat_minimum_gives_one_bottom_not_one_per_pixel():
     yy, xx = np.mgrid[0:120, 0:120].astype(float)
     frame = _pit(yy, xx, 60.3, 61.6, layers=9.0)  # its lowest terrace spans a few pixels
     assert len(_pit_bottoms(frame)) == 1
+
+
+def _silent_pairs(where, offsets):
+    """Frames of one deep pit seen at ``where`` and the successive pairs between them,
+    misled by ``offsets`` (pixels) off the truth, with a texture that shows nothing."""
+    yy, xx = np.mgrid[0:160, 0:160].astype(float)
+    frames = np.stack([_pit(yy, xx, cy, cx, layers=9.0) for cy, cx in where])
+    truth = [np.subtract(a, b) for a, b in itertools.pairwise(where)]
+    pairs = [_pair(k, k + 1, t + off, 2.0) for k, (t, off) in enumerate(zip(truth, offsets))]
+    return frames, truth, pairs
+
+
+def _silent_refine(a, b, start, shape):
+    return np.asarray(start, float), 1.0
+
+
+def test_a_lone_bottom_that_moves_with_the_drift_pair_after_pair_is_trusted():
+    """One pit bottom, a silent texture, and pairs that followed steps retreating 6 px
+    per frame (a steady offset): the bottom is followed through 4 pairs at a steady
+    offset from the pairs' shifts, so it is a fixed point and every pair takes it."""
+    from napari_calcite_afm.level._anchors import _anchor_pass
+
+    where = [(70.3, 81.6), (71.3, 80.1), (72.0, 82.4), (73.1, 81.0), (74.5, 82.2)]
+    offsets = [(6.0, 0.5), (6.4, 0.2), (5.8, 0.7), (6.6, 0.1)]
+    frames, truth, pairs = _silent_pairs(where, offsets)
+    _anchor_pass(pairs, frames, ["t"] * 5, _silent_refine, (160, 160))
+    for p, t in zip(pairs, truth):
+        np.testing.assert_allclose(p.shift, t, atol=0.3)
+        assert p.anchors == 1
+    # two pairs are too short a run to tell a fixed point from a spurious minimum
+    frames, truth, pairs = _silent_pairs(where[:3], offsets[:2])
+    _anchor_pass(pairs, frames, ["t"] * 3, _silent_refine, (160, 160))
+    assert all(p.anchors == 0 for p in pairs)
+
+
+def test_a_lone_bottom_that_wanders_against_the_pairs_is_not_trusted():
+    """The same pit bottom, but the pairs' offsets from it jump by 5 px from one pair to
+    the next (a minimum wandering in a wide pit floor looks so): nothing is taken."""
+    from napari_calcite_afm.level._anchors import _anchor_pass
+
+    where = [(70.3, 81.6), (71.3, 80.1), (72.0, 82.4), (73.1, 81.0), (74.5, 82.2)]
+    offsets = [(6.0, 0.5), (1.0, 4.0), (6.0, -1.0), (0.5, 3.5)]
+    frames, truth, pairs = _silent_pairs(where, offsets)
+    _anchor_pass(pairs, frames, ["t"] * 5, _silent_refine, (160, 160))
+    assert all(p.anchors == 0 for p in pairs)
+    for p, t, off in zip(pairs, truth, offsets):
+        np.testing.assert_allclose(p.shift, t + off)

@@ -18,6 +18,7 @@ them and returns the measurements that tie each bottom's frames together.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -36,6 +37,8 @@ _DEPTH_RATIO = 1.7  # a bottom's depth may change by at most this factor between
 _CORRECT_PX = 1.5  # a pair whose bottoms disagree with its shift by more is corrected
 _Z_MARGIN = 0.5  # the texture peak at the bottoms' shift may be this much weaker
 _WEIGHT = 10.0  # weight of one bottom seen in two frames (texture pairs: (z - 3)**2)
+_STEADY_PAIRS = 3  # a lone bottom followed through this many successive pairs...
+_STEADY_PX = 2.0  # ...at an offset from their own shifts that changes by at most this
 
 
 def _pit_bottoms(frame: np.ndarray) -> np.ndarray:
@@ -138,6 +141,51 @@ def _proven(p, matched: list[tuple[int, int]], verified: set[tuple[int, int]]) -
     return any((p.ref, ia) in verified or (p.mov, ib) in verified for ia, ib in matched)
 
 
+def _without(items: list, removed: list) -> list:
+    """``items`` less ``removed`` (by identity: the items hold arrays, no == on them)."""
+    gone = {id(item) for item in removed}
+    return [item for item in items if id(item) not in gone]
+
+
+def _spread_proof(pending: list, verified: set, take: Callable[[list], None]) -> list:
+    """Take the pending pairs whose bottoms are proven (:func:`_proven`), again and again
+    as each taken pair proves its bottoms: proof spreads along a bottom's frames, forward
+    and back. Returns the pairs still pending."""
+    while pending:
+        proven = [item for item in pending if _proven(item[1], item[3], verified)]
+        if not proven:
+            break
+        take(proven)
+        pending = _without(pending, proven)
+    return pending
+
+
+def _steady(pending: list) -> list:
+    """The pending pairs that follow one bottom through a run of at least
+    ``_STEADY_PAIRS`` successive pairs while its offset from the pairs' own shifts changes
+    by at most ``_STEADY_PX`` from pair to pair.
+
+    Where the texture is silent, the pairs' own shifts follow the retreating steps, whose
+    motion changes slowly; a bottom on its dislocation keeps a steady offset from them (the
+    motion of the steps), while a spurious minimum (in a wide pit floor) wanders and
+    breaks the run. Items are ``(prev, pair, shift, matched)`` of :func:`_anchor_pass`.
+    """
+    runs: list[list] = [[]]
+    for item in sorted(pending, key=lambda it: it[1].mov):
+        prev, p, shift, matched = item
+        if p.ref != prev:  # not a successive pair (frames measured against the first)
+            runs.append([])
+            continue
+        if runs[-1]:
+            _, q, q_shift, q_matched = runs[-1][-1]
+            linked = q.mov == p.ref and {b for _, b in q_matched} & {a for a, _ in matched}
+            change = np.abs((p.shift - shift) - (q.shift - q_shift)).max()
+            if not (linked and change <= _STEADY_PX):
+                runs.append([])
+        runs[-1].append(item)
+    return [item for run in runs if len(run) >= _STEADY_PAIRS for item in run]
+
+
 def _tracks(chain: list[int], links: dict[int, list[tuple[int, int]]]) -> list[dict[int, int]]:
     """Bottoms followed from frame to frame: ``{frame: index of its bottom}`` per track.
 
@@ -170,9 +218,10 @@ def _anchor_pass(
     a wide pit floor or a pit leaving the frame, gives a shift the texture refutes:
     :func:`_texture_agrees`). Where its texture is silent (:func:`_silent`) it takes
     them once they are proven (:func:`_proven`: two or more agree, or a bottom is used in
-    another pair, before or after). A pair whose bottoms are refused still follows those
-    that agree with its own shift. Pairs that use bottoms record ``anchors``, the number
-    of bottoms that agree.
+    another pair, before or after), or when one bottom is followed through at least 3
+    successive such pairs at a steady offset from their shifts (:func:`_steady`). A pair
+    whose bottoms are refused still follows those that agree with its own shift. Pairs
+    that use bottoms record ``anchors``, the number of bottoms that agree.
 
     Returns the measurements that tie together the frames in which one bottom is
     followed (matched from each accepted frame to the next): one between every two of
@@ -220,15 +269,16 @@ def _anchor_pass(
             if not _texture_agrees(p, shift, textures, refine, shape):
                 continue  # the texture prefers the pair's own shift: the bottoms are not used
         use(prev, p, shift, matched)
-    while pending:  # proof spreads along a bottom's frames, forward and back
-        proven = [item for item in pending if _proven(item[1], item[3], verified)]
-        if not proven:
-            break
-        for prev, p, shift, matched in proven:
+
+    def take(items) -> None:  # pending pairs whose bottoms are now trusted
+        for prev, p, shift, matched in items:
             p.shift = shift
             use(prev, p, shift, matched)
-        done = {id(item) for item in proven}  # (items hold arrays: no == on them)
-        pending = [item for item in pending if id(item) not in done]
+
+    pending = _spread_proof(pending, verified, take)
+    steady = _steady(pending)  # a lone bottom that moves with the drift, pair after pair
+    take(steady)
+    pending = _spread_proof(_without(pending, steady), verified, take)
     for prev, p in zip(chain, accepted):  # the rest: follow the bottoms that agree with it
         if not p.anchors:
             found = _match(bottoms[p.ref], bottoms[p.mov], p.shift, _CORRECT_PX)

@@ -448,9 +448,9 @@ def register_stack(
        dislocation pits, whose bottoms do not move while their walls retreat) are
        matched from frame to frame; a pair whose bottoms agree on another shift takes
        it where the texture does not refute it (where the texture shows nothing, once
-       two bottoms agree or the bottom is proven in another pair), and every frame
-       that shares a bottom is tied to the others (errors do not add up along the
-       movie).
+       two bottoms agree, the bottom is proven in another pair, or one bottom keeps a
+       steady offset from the pairs' shifts over 3 pairs or more); every frame that
+       shares a bottom is tied to the others (errors do not add up along the movie).
     3. ``texture`` and ``"previous"``: frames 2 and 3 apart are matched on the texture
        too, and all the shifts are solved jointly by robust least squares.
     4. Rejected frames get shifts interpolated linearly from the accepted frames around
