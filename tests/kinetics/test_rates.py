@@ -84,6 +84,39 @@ def test_no_clear_unchanged_part_gives_a_message():
     assert any("no clear unchanged surface" in m and "0-1" in m for m in ref.messages)
 
 
+def _swept_most(noise: float, kept: float, seed: int = 4, offset: float = 0.8) -> np.ndarray:
+    """Two frames between which steps swept most of the surface: ``kept`` of it unchanged,
+    the rest lower by one step (a tenth of that by two), the second ``offset`` nm higher."""
+    rng = np.random.default_rng(seed)
+    size = 128
+    z0 = rng.normal(0, noise, (size, size))
+    drop = np.where(rng.random((size, size)) < kept, 0, 1)
+    drop[rng.random((size, size)) < 0.1 * (1 - kept)] = 2
+    drop = np.sort(drop, axis=None).reshape(size, size)  # swept areas in bands
+    z1 = z0 + offset + rng.normal(0, noise, (size, size)) - STEP * drop
+    return np.stack([z0, z1])
+
+
+def test_a_surface_that_steps_swept_almost_everywhere_is_referenced_a_step_up():
+    """Dissolution only lowers the surface: a peak one step above the densest level is
+    the surface that did not change, and the pair says what it did."""
+    for kept in (0.12, 0.3):
+        ref = height_reference(_swept_most(0.04, kept))
+        assert ref.offsets_nm[0] == pytest.approx(0.8, abs=0.03)
+        assert ref.unchanged_fraction[0] == pytest.approx(kept, abs=0.08)
+        assert len(ref.messages) == 1 and "steps swept most" in ref.messages[0]
+        assert "0-1" in ref.messages[0]
+
+
+def test_no_step_up_where_most_did_not_change_or_noise_hides_the_steps():
+    ref = height_reference(_swept_most(0.04, 0.7))  # the densest level is the unchanged one
+    assert ref.offsets_nm[0] == pytest.approx(0.8, abs=0.02) and ref.messages == []
+    # noise comparable to the step: the peaks cannot be told apart, the level stays
+    ref = height_reference(_swept_most(0.15, 0.12))
+    assert ref.offsets_nm[0] < 0.8 - 0.2
+    assert not any("steps swept most" in m for m in ref.messages)
+
+
 def test_nan_where_the_frames_do_not_both_cover_the_pixel():
     movie = _pair()
     movie[0, :, :5] = np.nan  # frame 0 shifted in from the left

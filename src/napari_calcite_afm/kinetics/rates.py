@@ -9,7 +9,11 @@ a pixel drops by a step only when a step sweeps over it). The reference is the d
 level of the difference ``Z_{t+1} - Z_t`` over the pixels that the labels call terrace
 in both frames (all pixels without labels): a Gaussian fitted to the upper side of the
 histogram's peak (dissolution only lowers the surface, so only the lower side of the
-unchanged pixels' peak is mixed with pixels that a step swept). When less than a
+unchanged pixels' peak is mixed with pixels that a step swept). Where steps swept most
+of the surface between the two frames (a vicinal surface, fast steps), the densest level
+is the swept one: a peak one step (0.31 nm) above it holding at least 8 % of the pixels
+(the histogram fitted as noise-wide peaks a step apart) is then the unchanged surface,
+when the noise resolves the steps, and the pair gets a message. When less than a
 quarter of those pixels lie within noise of that level (3 times the noise that the two
 frames' own pixel-to-pixel noise gives their difference) there is no clear unchanged part
 and the pair gets a message (its rates may carry an offset). The offset is one number
@@ -70,6 +74,9 @@ RATE_COLUMNS = (
 _MIN_PIXELS = 100  # fewer common reference pixels than this: no reference
 _BIN_NM = 0.01  # histogram bin of the mode, nm
 _UNCHANGED_MIN = 0.25  # below this fraction of reference pixels at one level: a message
+_STEP_NM = 0.31  # calcite's monolayer step height, nm (docs/science.md)
+_STEP_WINDOW_NM = 0.1  # pixels this close to one step above the level count as its peak
+_STEP_UP_MIN = 0.08  # share of the reference pixels there that makes it the unchanged level
 
 
 def _as_movie(aligned, name: str = "aligned") -> np.ndarray:
@@ -197,15 +204,60 @@ def _pixel_noise(frame: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(dz))) / np.sqrt(2.0) if dz.size else float("nan")
 
 
-def _pair_reference(d: np.ndarray, tolerance: float) -> tuple[float, float, float]:
-    """Level, unchanged fraction and noise of the differences ``d`` of one pair.
+def _share_above(d: np.ndarray, level: float, pixel_noise: float) -> float:
+    """Share of ``d`` in a peak one step above ``level``: the histogram (0.02 nm bins) is
+    fitted as peaks of the pixel noise's width at ``level + k`` steps (k = -2 to 1) over a
+    flat background, by non-negative least squares; the share of the k = 1 peak."""
+    from scipy.optimize import nnls
+
+    sigma = max(pixel_noise, 0.02)
+    edges = np.arange(level - 2.6 * _STEP_NM, level + 2.0 * _STEP_NM, 0.02)
+    hist, _ = np.histogram(d, bins=edges)
+    x = 0.5 * (edges[:-1] + edges[1:])
+    cols = [np.exp(-0.5 * ((x - level - k * _STEP_NM) / sigma) ** 2) for k in (-2, -1, 0, 1)]
+    amp, _ = nnls(np.stack([*cols, np.ones_like(x)], axis=1), hist.astype(float))
+    areas = amp[:4] * [c.sum() for c in cols]
+    return float(areas[3] / max(d.size, 1))
+
+
+def _step_up(
+    d: np.ndarray, level: float, noise: float, pixel_noise: float
+) -> tuple[float, float, int]:
+    """The unchanged level when a step swept most of the reference surface.
+
+    Dissolution only lowers the surface, so nothing of the reference surface should lie
+    a step (0.31 nm) above its densest level. Where at least ``_STEP_UP_MIN`` of the
+    pixels lie within ``_STEP_WINDOW_NM`` of that height, and at least three times what
+    the frames' own pixel noise (``pixel_noise``: the noise it gives the difference, nm;
+    the width of the level's peak, ``noise``, is widened by the pixels above it) would
+    put there, the densest level is the terrace
+    a step swept between the two frames and the level above it is the surface that did
+    not change (between frames minutes apart on a vicinal surface, steps can sweep
+    most of it). Repeated up to 3 steps. Returns ``(level, noise, steps)``.
+    """
+    steps = 0
+    if not pixel_noise < _STEP_NM / 3:  # steps not resolved: no peak above can be told
+        return level, noise, steps
+    while steps < 3 and _share_above(d, level, pixel_noise) >= _STEP_UP_MIN:
+        above = level + _STEP_NM
+        upper = d[d > level + _STEP_NM / 2]
+        new, new_noise = _level(upper) if upper.size >= _MIN_PIXELS else (above, noise)
+        level, noise = (new, new_noise) if abs(new - above) < _STEP_WINDOW_NM else (above, noise)
+        steps += 1
+    return level, noise, steps
+
+
+def _pair_reference(d: np.ndarray, tolerance: float) -> tuple[float, float, float, int]:
+    """Level, unchanged fraction, noise and steps moved up (:func:`_step_up`) of the
+    differences ``d`` of one pair.
 
     The unchanged fraction counts the differences within ``tolerance`` (3 times the
     noise that the two frames' own pixel noise gives their difference) of the level.
     """
     level, noise = _level(d)
+    level, noise, steps = _step_up(d, level, noise, tolerance / 3.0)
     fraction = float(np.mean(np.abs(d - level) <= max(tolerance, 2 * _BIN_NM)))
-    return level, fraction, noise
+    return level, fraction, noise, steps
 
 
 def height_reference(aligned, labels=None) -> HeightReference:
@@ -241,7 +293,7 @@ def height_reference(aligned, labels=None) -> HeightReference:
     offsets = np.full(n - 1, np.nan)
     fraction = np.full(n - 1, np.nan)
     noise = np.full(n - 1, np.nan)
-    no_ref, unclear = [], []
+    no_ref, unclear, swept = [], [], []
     pixel_noise = [_pixel_noise(a[t]) for t in range(n)]
     for t in range(n - 1):
         d = np.asarray(a[t + 1], np.float64) - np.asarray(a[t], np.float64)
@@ -254,13 +306,22 @@ def height_reference(aligned, labels=None) -> HeightReference:
             no_ref.append(t)
             continue
         tolerance = 3.0 * float(np.hypot(pixel_noise[t], pixel_noise[t + 1]))
-        offsets[t], fraction[t], noise[t] = _pair_reference(d[use], tolerance)
-        if fraction[t] < _UNCHANGED_MIN:
+        offsets[t], fraction[t], noise[t], steps = _pair_reference(d[use], tolerance)
+        if steps:
+            swept.append(t)
+        elif fraction[t] < _UNCHANGED_MIN:
             unclear.append(t)
     messages = []
     if no_ref:
         names = ", ".join(f"{t}-{t + 1}" for t in no_ref)
         messages.append(f"frame pairs {names}: fewer than {_MIN_PIXELS} common pixels, no rates")
+    if swept:
+        names = ", ".join(f"{t}-{t + 1} ({100 * fraction[t]:.0f} %)" for t in swept)
+        messages.append(
+            f"frame pairs {names}: steps swept most of the reference surface between the "
+            "two frames; the height reference is the level a step above, which the given "
+            "share kept (their rates are uncertain by about a step per frame interval)"
+        )
     if unclear:
         names = ", ".join(f"{t}-{t + 1} ({100 * fraction[t]:.0f} %)" for t in unclear)
         messages.append(
