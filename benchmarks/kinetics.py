@@ -8,7 +8,8 @@ adds its own):
 - ``drift``: ``register_stack`` on synthetic movies with known drift and dissolving pits
   and steps (``make_series``: 8 frames of 512 x 512, 30 frames of 512 x 512 (the
   instrument's frame) and 30 frames of 256 x 256 (fewer pits in view); and,
-  where it exists, the cellular generator ``make_cellular_series``), error relative to
+  where it exists, the cellular generator ``make_cellular_series``; without ``--quick``
+  also 8 wide frames of 512 x 512, ``variety="wide"``), error relative to
   frame 0 (the largest of the two axes, pixels) against the targets (median <= 0.5 px,
   worst <= 1 px), with the texture correction and without it (the whole-frame phase
   correlation alone, the previous method); then the real HS-AFM movie
@@ -20,7 +21,8 @@ adds its own):
 
 Movie seeds (no test or development run uses them): drift 97,000-97,005 (8 frames),
 97,010-97,013 (30 frames of 256), 97,040-97,045 (30 frames of 512), 97,030-97,033
-(cellular); rates 97,020-97,025. Development
+(cellular), 97,046-97,049 (wide: 8 frames of 512, pixel sizes 2-20 nm; from stop 27);
+rates 97,020-97,025. Development
 used 97,050-97,099. Timings on a shared machine are indicative only.
 """
 
@@ -43,6 +45,7 @@ DRIFT_8 = list(range(97000, 97006))
 DRIFT_30 = list(range(97010, 97014))
 DRIFT_30_512 = list(range(97040, 97046))
 DRIFT_CELLULAR = list(range(97030, 97034))
+DRIFT_WIDE = list(range(97046, 97050))
 RATES = list(range(97020, 97026))
 ASD = (
     Path(os.environ.get("CALCITE_AFM_REAL_DATA", ROOT.parent / "shared" / "data" / "afm-real"))
@@ -120,6 +123,11 @@ def section_drift(quick: bool = False) -> None:
             DRIFT_CELLULAR[: 2 if quick else None],
         )
         _summary(f"make_cellular_series, {n} frames of 256 x 256", rows)
+    if not quick:  # settings and pixel sizes (2-20 nm) drawn from wide ranges
+        rows = _drift_rows(
+            "wide 8 x 512", lambda s: make_series(8, 512, seed=s, variety="wide"), DRIFT_WIDE
+        )
+        _summary('make_series(variety="wide"), 8 frames of 512 x 512', rows)
     _real_asd()
 
 
