@@ -8,8 +8,9 @@
   (interpolated) frames and messages;
 - :mod:`~napari_calcite_afm.kinetics.rates`: local dissolution-rate maps in nm/s
   (:func:`rate_maps`) after putting each pair of frames on one height reference
-  (:func:`height_reference`), the per-pair table (:func:`rate_table`,
-  :class:`RateTable`) and ``rates.tif`` (:func:`write_rates_tif`);
+  (:func:`height_reference`, :mod:`~napari_calcite_afm.kinetics.reference`), the
+  per-pair table (:func:`rate_table`, :class:`RateTable`) and ``rates.tif``
+  (:func:`write_rates_tif`);
 - pit tracking: :mod:`~napari_calcite_afm.kinetics.pits` (:func:`find_pits`,
   :func:`measure_components`, :class:`PitSettings`: the pits of one frame, in nm),
   :mod:`~napari_calcite_afm.kinetics.separation` (:func:`separate_touching`: touching

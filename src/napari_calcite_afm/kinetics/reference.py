@@ -13,11 +13,10 @@ the densest level is the swept one: a peak one step (0.31 nm) above it holding a
 8 % of the pixels (the histogram fitted as noise-wide peaks a step apart) is then the
 unchanged surface, when the noise resolves the steps, and the pair gets a message.
 The offset is one number per pair: a difference of tilt or bow left between the two
-levelled frames is not removed. When less than a quarter of
-the reference pixels lie within noise of the reference (3 times the noise that the two
-frames' own pixel-to-pixel noise gives their difference) there is no clear unchanged
-part and the pair gets a message (its rates may carry an offset). ``docs/kinetics.md``
-has the measured errors.
+levelled frames is not removed. When less than a quarter of the reference pixels lie
+within noise of the reference (3 times the noise that the two frames' own pixel-to-pixel
+noise gives their difference) there is no clear unchanged part and the pair gets a
+message (its rates may carry an offset). ``docs/kinetics.md`` has the measured errors.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ _MIN_PIXELS = 100  # fewer common reference pixels than this: no reference
 _BIN_NM = 0.01  # histogram bin of the mode, nm
 _UNCHANGED_MIN = 0.25  # below this fraction of reference pixels at one level: a message
 _STEP_NM = 0.31  # calcite's monolayer step height, nm (docs/science.md)
-_STEP_WINDOW_NM = 0.1  # pixels this close to one step above the level count as its peak
+_STEP_WINDOW_NM = 0.1  # the level found above lies this close to one step up, nm
 _STEP_UP_MIN = 0.08  # share of the reference pixels there that makes it the unchanged level
 
 
@@ -172,14 +171,16 @@ def _step_up(
     """The unchanged level when a step swept most of the reference surface.
 
     Dissolution only lowers the surface, so nothing of the reference surface should lie
-    a step (0.31 nm) above its densest level. Where at least ``_STEP_UP_MIN`` of the
-    pixels lie within ``_STEP_WINDOW_NM`` of that height, and at least three times what
-    the frames' own pixel noise (``pixel_noise``: the noise it gives the difference, nm;
-    the width of the level's peak, ``noise``, is widened by the pixels above it) would
-    put there, the densest level is the terrace
-    a step swept between the two frames and the level above it is the surface that did
-    not change (between frames minutes apart on a vicinal surface, steps can sweep
-    most of it). Repeated up to 3 steps. Returns ``(level, noise, steps)``.
+    a step (0.31 nm) above its densest level. Where the peak one step above holds at
+    least ``_STEP_UP_MIN`` of the pixels (:func:`_share_above`), the densest level is the
+    terrace a step swept between the two frames (on a vicinal surface, steps can sweep
+    most of it between frames minutes apart) and the level above it is the surface that
+    did not change: the level of the pixels above half a step, where it lies within
+    ``_STEP_WINDOW_NM`` of one step up (else one step up itself). Repeated up to 3 steps,
+    and only where the frames' own pixel noise (``pixel_noise``, the noise it gives the
+    difference, nm) is below a third of a step: noisier, the peaks a step apart merge
+    (``noise``, the width of the level's peak, is widened by the pixels above it).
+    Returns ``(level, noise, steps)``.
     """
     steps = 0
     if not pixel_noise < _STEP_NM / 3:  # steps not resolved: no peak above can be told
