@@ -298,7 +298,9 @@ def test_a_first_frame_unlike_the_rest_is_skipped_and_its_drift_continued_back()
     for k in range(1, 7):
         moved = ndimage.shift(base, k * step, order=1)[16:-16, 16:-16]
         frames.append(moved + rng.normal(0, 0.02, moved.shape))
-    reg = register_stack(np.stack(frames), texture=False)
+    seen = []
+    reg = register_stack(np.stack(frames), texture=False, progress=seen.append)
+    assert [e["frame"] for e in seen] == list(range(1, 7))  # the second pass reports none
     expected = -np.arange(7)[:, None] * step  # aligning frame k with frame 0
     assert np.abs(reg.shifts - expected).max() < 0.3, reg.shifts
     assert reg.rejected.tolist() == [True] + [False] * 6

@@ -508,12 +508,12 @@ def register_stack(
     has_data = [bool(np.isfinite(f).any()) for f in a]  # textures once, for every pass
     computed = _all_textures(a, has_data) if use_texture else None
 
-    def run(arr):
+    def run(arr, report=None):  # a pass run again (._leading) reports no progress
         return _whole_frame_pass(
-            arr, reference, int(upsample_factor), max_shift, use_texture, progress, stop, computed
+            arr, reference, int(upsample_factor), max_shift, use_texture, report, stop, computed
         )
 
-    first = run(a)
+    first = run(a, progress)
     if reference == "previous":  # a first frame unlike the rest: measured from the next
         pairs, textures, anchor, skipped = skip_odd_leading(a, first, run)
     else:
