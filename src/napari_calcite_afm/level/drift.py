@@ -368,7 +368,7 @@ def _messages(pairs, use_texture, valid, shape) -> list[str]:
             first, last = _longest_run(weak)
             run = (
                 f"; their errors add up along a run of such frames (longest: frames "
-                f"{first}-{last}), as the whole-frame shift follows retreating steps"
+                f"{first}-{last}), as the shift follows the steps as far as they retreat"
                 if last - first >= 2
                 else ""
             )
