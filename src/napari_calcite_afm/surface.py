@@ -87,6 +87,13 @@ def vertical_offset(previous: np.ndarray, current: np.ndarray, bin_nm: float = 0
     d = d[np.isfinite(d)]
     if d.size < 100:
         return float("nan")
+    return _histogram_mode(d, bin_nm)
+
+
+def _histogram_mode(d: np.ndarray, bin_nm: float) -> float:
+    """Densest value of the finite values ``d`` (nm): the peak of a ``bin_nm`` histogram
+    over +-4 robust spreads of the median, lightly smoothed, refined by the median of
+    the values within 3 bins of it."""
     med = float(np.median(d))
     spread = float(np.median(np.abs(d - med))) * 1.4826 + 2 * bin_nm
     half = min(max(4 * spread, 10 * bin_nm), 50.0)
@@ -95,7 +102,6 @@ def vertical_offset(previous: np.ndarray, current: np.ndarray, bin_nm: float = 0
     hist = ndimage.uniform_filter1d(hist.astype(float), 3)
     k = int(np.argmax(hist))
     mode = 0.5 * (edges[k] + edges[k + 1])
-    # refine: the median of the differences close to the histogram peak
     near = d[np.abs(d - mode) <= 3 * bin_nm]
     return float(np.median(near)) if near.size else float(mode)
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import KineticsError
 from ..labels import LABEL_TERRACE
+from ..surface import _histogram_mode
 
 __all__ = ["HeightReference", "height_reference"]
 
@@ -93,16 +93,7 @@ class HeightReference:
 
 def _mode(d: np.ndarray) -> float:
     """Densest value of ``d`` (fine histogram, refined by the median near the peak)."""
-    med = float(np.median(d))
-    spread = 1.4826 * float(np.median(np.abs(d - med))) + 2 * _BIN_NM
-    half = min(max(4 * spread, 10 * _BIN_NM), 50.0)
-    nbins = max(int(2 * half / _BIN_NM), 10)
-    hist, edges = np.histogram(d, bins=nbins, range=(med - half, med + half))
-    hist = ndimage.uniform_filter1d(hist.astype(float), 3)
-    k = int(np.argmax(hist))
-    mode = 0.5 * (edges[k] + edges[k + 1])
-    near = d[np.abs(d - mode) <= 3 * _BIN_NM]
-    return float(np.median(near)) if near.size else mode
+    return _histogram_mode(d, _BIN_NM)
 
 
 def _level(d: np.ndarray) -> tuple[float, float]:
