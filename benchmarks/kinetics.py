@@ -64,8 +64,12 @@ def _drift_errors(series, texture: bool = True, lev=None):
     return err, reg, seconds
 
 
+_FRAMES: list[tuple[np.ndarray, np.ndarray]] = []  # (error, confidence) of every movie
+
+
 def _drift_rows(label: str, make, seeds) -> list[tuple]:
-    """Print one line per movie; return (median, worst, median_old, worst_old) rows."""
+    """Print one line per movie; return (median, worst, median_old, worst_old) rows.
+    Each movie's per-frame errors and confidences go to ``_FRAMES``."""
     rows = []
     for seed in seeds:
         series = make(seed)
@@ -73,6 +77,7 @@ def _drift_rows(label: str, make, seeds) -> list[tuple]:
         err, reg, sec = _drift_errors(series, lev=lev)
         old, _, _ = _drift_errors(series, texture=False, lev=lev)
         rows.append((np.median(err[1:]), err.max(), np.median(old[1:]), old.max()))
+        _FRAMES.append((err[1:], np.asarray(reg.confidence)[1:]))
         print(
             f"  {label} seed {seed}: error median {rows[-1][0]:.2f} px, worst {rows[-1][1]:.2f} px"
             f" (whole-frame only: {rows[-1][2]:.2f} / {rows[-1][3]:.2f}); confidence mean "
@@ -90,6 +95,26 @@ def _summary(label: str, rows: list[tuple]) -> None:
         f"{label}: {ok.sum()} of {len(r)} movies within both targets (whole-frame only: "
         f"{ok_old.sum()}); median of the medians {np.median(r[:, 0]):.2f} px "
         f"({np.median(r[:, 2]):.2f}), worst {r[:, 1].max():.2f} px ({r[:, 3].max():.2f})"
+    )
+
+
+def _confidence_summary() -> None:
+    """Does the confidence warn where the shift is off? Over every frame after the first
+    of the synthetic movies above."""
+    err = np.concatenate([e for e, _ in _FRAMES])
+    conf = np.concatenate([c for _, c in _FRAMES])
+    parts = []
+    for level in (0.5, 0.8):
+        k = conf >= level
+        parts.append(
+            f"confidence >= {level}: {k.sum()} frames, {np.sum(err[k] > 1)} off by more than "
+            f"1 px, {np.sum(err[k] > 5)} by more than 5 px"
+        )
+    off = err > 5
+    print(
+        f"confidence against the error, {err.size} frames: " + "; ".join(parts) + f"; the "
+        f"{off.sum()} frames off by more than 5 px have confidence median "
+        f"{np.median(conf[off]) if off.any() else float('nan'):.2f}"
     )
 
 
@@ -128,6 +153,7 @@ def section_drift(quick: bool = False) -> None:
             "wide 8 x 512", lambda s: make_series(8, 512, seed=s, variety="wide"), DRIFT_WIDE
         )
         _summary('make_series(variety="wide"), 8 frames of 512 x 512', rows)
+    _confidence_summary()
     _real_asd()
 
 

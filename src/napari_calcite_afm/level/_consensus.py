@@ -3,7 +3,9 @@
 :func:`_solve_positions` solves the frames' positions from measured shifts between pairs
 of frames (successive frames and frames 2-3 apart) by weighted least squares, with
 iteratively reweighted (Cauchy) weights so that one bad pair cannot bend the rest; the
-residual of each measurement says how well the references agree. :func:`_fill` gives
+residual of each measurement says how well the references agree, and the spread of
+each solved position says how far the chain of measurements that ties a frame to the
+first one can be trusted (errors add up along a chain of weak links). :func:`_fill` gives
 rejected frames a shift interpolated linearly (by frame index) between the accepted
 frames around them, held at the nearest accepted frame at the ends.
 :func:`_frame_list` writes frame numbers for the messages ("3, 7-9").
@@ -30,16 +32,20 @@ class _Measurement:
 
 def _solve_positions(
     frames: list[int], anchor: int, measurements: list[_Measurement], iters: int = 4
-) -> tuple[dict[int, np.ndarray], np.ndarray]:
+) -> tuple[dict[int, np.ndarray], np.ndarray, dict[int, float]]:
     """Positions (shift applied to each frame, ``anchor`` at 0) of ``frames``.
 
-    Returns ``(positions, residuals)``: a dict frame -> (2,) shift, and the largest
-    per-axis residual (pixels) of each measurement after the solve.
+    Returns ``(positions, residuals, spread)``: a dict frame -> (2,) shift, the largest
+    per-axis residual (pixels) of each measurement after the solve, and a dict frame ->
+    the standard deviation of its position (pixels), reading a measurement of weight
+    ``w`` as one of standard deviation ``1 / sqrt(w)`` px (a weak texture pair, weight
+    1, is good to about a pixel), with the final weights of the solve.
     """
     unknown = [f for f in frames if f != anchor]
     col = {f: i for i, f in enumerate(unknown)}
     if not unknown or not measurements:
-        return {f: np.zeros(2) for f in frames}, np.zeros(len(measurements))
+        still = {f: 0.0 for f in frames}
+        return {f: np.zeros(2) for f in frames}, np.zeros(len(measurements)), still
     design = np.zeros((len(measurements), len(unknown)))
     rhs = np.zeros((len(measurements), 2))
     base_w = np.zeros(len(measurements))
@@ -60,7 +66,12 @@ def _solve_positions(
         w = base_w / (1.0 + (residual / _RESIDUAL_SCALE_PX) ** 2)
     positions = {anchor: np.zeros(2)}
     positions.update({f: sol[col[f]] for f in unknown})
-    return positions, residual
+    # covariance of the weighted least squares: the inverse of its normal matrix
+    normal = design.T @ (design * w[:, None])
+    var = np.diag(np.linalg.pinv(normal, hermitian=True))
+    spread = {anchor: 0.0}
+    spread.update({f: float(np.sqrt(max(var[col[f]], 0.0))) for f in unknown})
+    return positions, residual, spread
 
 
 def _fill(n: int, positions: dict[int, np.ndarray]) -> np.ndarray:

@@ -20,6 +20,8 @@ import numpy as np
 from ._correlation import _cross_correlation, _lag, _peak, _subpixel, _window, _z_score
 from ._texture import _TEX_STRONG, _refine
 
+_WEAK = 8.0  # a whole-frame peak weaker than this is noise: the pair is rejected
+_GOOD = 20.0  # full confidence; a jump beyond the drift before needs at least this
 _JUMP_PX = 5.0  # a shift this far (plus 4 sigma of the recent drift) from the trend is a jump
 _FAINT = 5.0  # a weak whole-frame peak this strong is kept when it lies on the trend...
 _TREND_PX = 2.0  # ...within this many pixels of the trend's prediction

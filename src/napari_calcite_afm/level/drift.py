@@ -27,11 +27,13 @@ from scipy import ndimage
 from .._util import available_cpus, stop_requested, thread_map
 from ..errors import Cancelled, LevelError
 from ._anchors import _anchor_pass
-from ._consensus import _fill, _frame_list, _longest_run, _Measurement, _solve_positions
+from ._consensus import _fill, _frame_list, _Measurement, _solve_positions
 from ._correlation import _cross_correlation, _peak, _subpixel, _window, _z_score
 from ._input import _as_stack
 from ._leading import extrapolate_leading, skip_odd_leading
 from ._pairs import (
+    _GOOD,
+    _WEAK,
     _jump,
     _off_trend,
     _on_trend,
@@ -47,6 +49,7 @@ from ._texture import (
     _texture_spectra,
     _z_surface,
 )
+from ._verdict import _confidence, _messages
 from .robust import _eval_poly, _fit_poly
 
 __all__ = ["Registration", "register_stack", "shift_stack"]
@@ -72,7 +75,10 @@ class Registration:
         surface, 1 from 20), times 0.5-1 for the strength of its terrace-texture peak
         (0.5 at 5 or below, 1 from 8; 1 where pit bottoms agree on the shift),
         divided by ``1 + (r / 0.5 px)**2`` for the disagreement ``r`` with frames
-        2-3 apart; 0 for rejected frames, 1 for frame 0.
+        2-3 apart, and by ``1 + e**2`` where the standard deviation of its solved
+        position exceeds half a pixel by ``e`` px (a weak texture pair adds about a
+        pixel to every frame after it: errors add up along the movie); 0 for rejected
+        frames, 1 for frame 0.
     rejected : numpy.ndarray, bool, shape (frames,)
         Frames whose shift was not measured (no data, weak correlation, implausible
         jump) but interpolated from the frames around them.
@@ -165,13 +171,9 @@ def _pair_shift(f_ref, f_mov, upsample_factor, max_shift) -> np.ndarray:
 
 
 # -- decisions (peak strengths are z-scores of the correlation peak over its surface)
-_WEAK = 8.0  # a whole-frame peak weaker than this is noise: the pair is rejected
-_GOOD = 20.0  # full confidence; a jump beyond the drift before needs at least this
 _TEX_RADIUS = 12  # texture offsets searched around the whole-frame shift, pixels
-_TEX_GOOD = 8.0  # texture peak of full confidence
 _TEX_EXCESS = 0.5  # a texture peak must exceed the movie's noise peaks by this to count
 _MAX_LAG = 3  # successive frames are also checked against frames up to this far apart
-_COMMON_MIN = 0.5  # warn when every frame covers less than this fraction of the frame
 
 
 def _peak_strength(f_ref: np.ndarray, f_mov: np.ndarray, max_shift) -> float:
@@ -327,66 +329,6 @@ def _measurements(pairs, textures, shape, anchor, use_texture, reference):
     return meas
 
 
-def _confidence(pairs, residual, n, anchor, use_texture) -> np.ndarray:
-    """Per-frame confidence (see :class:`Registration`)."""
-    conf = np.zeros(n)
-    conf[: anchor + 1] = 1.0
-    accepted = [p for p in pairs if not p.reason]
-    for p, res in zip(accepted, residual[: len(accepted)]):
-        c = float(np.clip((p.strength - _WEAK) / (_GOOD - _WEAK), 0.0, 1.0))
-        if use_texture:
-            t = 1.0 if p.anchors else (p.texture_z - _TEX_WEAK) / (_TEX_GOOD - _TEX_WEAK)
-            c *= 0.5 + 0.5 * float(np.clip(t, 0.0, 1.0))
-        conf[p.mov] = c / (1.0 + (float(res) / 0.5) ** 2)
-    return conf
-
-
-def _messages(pairs, use_texture, valid, shape) -> list[str]:
-    """The sentences of :attr:`Registration.messages`."""
-    out = []
-    nodata = [p.mov for p in pairs if p.reason == "no data"]
-    if nodata:
-        word = "frames" if len(nodata) > 1 else "frame"
-        out.append(
-            f"drift of {word} {_frame_list(nodata)} not measured (no data) "
-            "and held at the frame before"
-        )
-    for reason in ("weak correlation", "a jump far beyond the drift before it"):
-        frames = [p.mov for p in pairs if p.reason == reason]
-        if frames:
-            word = "frames" if len(frames) > 1 else "frame"
-            out.append(
-                f"drift of {word} {_frame_list(frames)} rejected ({reason}) "
-                "and interpolated from the frames around"
-            )
-    if use_texture:
-        weak = [
-            p.mov for p in pairs if not p.reason and not p.texture_z >= _TEX_WEAK and not p.anchors
-        ]
-        if weak:
-            word = "frames" if len(weak) > 1 else "frame"
-            first, last = _longest_run(weak)
-            run = (
-                f"; their errors add up along a run of such frames (longest: frames "
-                f"{first}-{last}), as the shift follows the steps as far as they retreat"
-                if last - first >= 2
-                else ""
-            )
-            out.append(
-                f"{word} {_frame_list(weak)}: the terrace texture barely showed the drift "
-                "(weak texture peak); it may be off by a pixel or more (confidence at most "
-                f"0.5){run}"
-            )
-    rows, cols = shape
-    h, w = valid[0].stop - valid[0].start, valid[1].stop - valid[1].start
-    if h * w < _COMMON_MIN * rows * cols:
-        out.append(
-            f"the area every registered frame covers is {h} x {w} px, "
-            f"{100.0 * h * w / (rows * cols):.0f} % of the frame: check the drift (drift.csv)"
-        )
-    return out
-
-
 def _valid_region(shifts: np.ndarray, rows: int, cols: int) -> tuple[slice, slice]:
     """The (rows, cols) region that every shifted frame covers."""
     eps = 1e-6
@@ -527,7 +469,7 @@ def register_stack(
             p.shift = p.coarse
     meas = _measurements(pairs, textures, (rows, cols), anchor, use_texture, reference)
     accepted = [anchor] + [p.mov for p in pairs if not p.reason]
-    positions, residual = _solve_positions(accepted, anchor, meas + tied)
+    positions, residual, spread = _solve_positions(accepted, anchor, meas + tied)
     shifts = _fill(n, positions)
     for p in pairs:
         if p.reason == "no data":
@@ -536,7 +478,7 @@ def register_stack(
     rejected = np.zeros(n, bool)
     rejected[[p.mov for p in pairs if p.reason] + skipped] = True
     valid = _valid_region(shifts, rows, cols)
-    confidence = _confidence(pairs, residual, n, anchor, use_texture)
+    confidence = _confidence(pairs, residual, spread, n, anchor, use_texture)
     confidence[skipped] = 0.0
     messages = _messages(pairs, use_texture, valid, (rows, cols))
     if skipped:
