@@ -8,8 +8,8 @@ to frame 0 holds. The shifts are solved jointly from pairs of frames, so the err
 pair carries over to every frame after it; a frame measured well against its
 neighbour, after a run of frames whose texture showed nothing, is no better known than
 the end of that run. The spread of the solved position (:func:`._consensus._solve_positions`)
-says so: a weak texture pair adds about a pixel, and a frame tied to frame 0 through
-pit bottoms or strong texture peaks stays within half a pixel.
+says so: a weak texture pair adds about a pixel to it; a frame tied to frame 0
+through pit bottoms or strong texture peaks stays at about half a pixel or less.
 """
 
 from __future__ import annotations
