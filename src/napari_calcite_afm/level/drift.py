@@ -12,7 +12,8 @@ two and three apart and tied to every frame that shares a pit bottom
 (:mod:`._consensus`). Pairs with a weak correlation peak, or a jump far beyond the
 drift of the frames before that neither a strong peak nor the terrace texture confirms
 (:mod:`._pairs`), are rejected; their frames get shifts interpolated from their
-neighbours, and the result says so (:attr:`Registration.messages`).
+neighbours, and the result says so (:attr:`Registration.messages`; the confidence of
+each frame and the messages: :mod:`._verdict`).
 """
 
 from __future__ import annotations
@@ -75,10 +76,10 @@ class Registration:
         surface, 1 from 20), times 0.5-1 for the strength of its terrace-texture peak
         (0.5 at 5 or below, 1 from 8; 1 where pit bottoms agree on the shift),
         divided by ``1 + (r / 0.5 px)**2`` for the disagreement ``r`` with frames
-        2-3 apart, and by ``1 + e**2`` where the standard deviation of its solved
-        position exceeds half a pixel by ``e`` px (a weak texture pair adds about a
-        pixel to every frame after it: errors add up along the movie); 0 for rejected
-        frames, 1 for frame 0.
+        2-3 apart, and (with ``texture``) by ``1 + e**2`` where the standard
+        deviation of its solved position exceeds half a pixel by ``e`` px (a weak
+        texture pair adds about a pixel to every frame after it: errors add up along
+        the movie); 0 for rejected frames, 1 for frame 0.
     rejected : numpy.ndarray, bool, shape (frames,)
         Frames whose shift was not measured (no data, weak correlation, implausible
         jump) but interpolated from the frames around them.
