@@ -178,14 +178,15 @@ def _real_asd() -> None:
         print(f"  message: {m}")
 
 
-def _rate_scores(series, labels) -> tuple[list[float], list[float], list[str]]:
-    """Correlation and relative volume error per pair of the real chain's rates."""
+def _rate_scores(series, labels, smooth_px=0.0) -> tuple[list[float], list[float], list[str]]:
+    """Correlation and relative volume error per pair of the real chain's rates
+    (``smooth_px``: the maps' Gaussian smoothing, pixels)."""
     from napari_calcite_afm.kinetics import height_reference, rate_maps
 
     lev = level_stack(series.raw, workers=1)
     reg = register_stack(lev)
     ref = height_reference(reg.aligned, labels)
-    rates = rate_maps(reg.aligned, series.frame_times_s, labels, reference=ref)
+    rates = rate_maps(reg.aligned, series.frame_times_s, labels, reference=ref, smooth_px=smooth_px)
     truth = -np.diff(series.clean.astype(np.float64), axis=0) / series.frame_interval_s
     cors, vols = [], []
     for k in range(rates.shape[0]):
@@ -195,11 +196,15 @@ def _rate_scores(series, labels) -> tuple[list[float], list[float], list[str]]:
     return cors, vols, ref.messages
 
 
-def section_rates(quick: bool = False) -> None:
-    """Rate maps of the real chain against the generator's truth."""
+def section_rates(quick: bool = False, smooth_px: float = 0.0) -> None:
+    """Rate maps of the real chain against the generator's truth (``smooth_px``: as
+    ``calcite-afm run --rate-smooth``)."""
     from napari_calcite_afm.synthetic import make_series
 
-    print("== rates (raw movie -> level_stack -> register_stack -> rate_maps)")
+    print(
+        "== rates (raw movie -> level_stack -> register_stack -> rate_maps"
+        + (f", smoothed {smooth_px:g} px)" if smooth_px else ")")
+    )
     model = None
     if not quick:
         from napari_calcite_afm.segmentation import load_default_model, predict_stack
@@ -215,7 +220,7 @@ def section_rates(quick: bool = False) -> None:
             if source != "truth labels":
                 lev = register_stack(level_stack(series.raw, workers=1)).aligned
                 labels = predict_stack(model, lev, return_probabilities=False)[0]
-            c, v, msgs = _rate_scores(series, labels)
+            c, v, msgs = _rate_scores(series, labels, smooth_px)
             cors += c
             vols += v
             print(
@@ -236,11 +241,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--section", choices=("drift", "rates", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="fewer, smaller movies")
+    parser.add_argument(
+        "--rate-smooth", type=float, default=0.0, metavar="PX", help="rate-map smoothing (0)"
+    )
     args = parser.parse_args(argv)
     if args.section in ("drift", "all"):
         section_drift(args.quick)
     if args.section in ("rates", "all"):
-        section_rates(args.quick)
+        section_rates(args.quick, args.rate_smooth)
 
 
 if __name__ == "__main__":

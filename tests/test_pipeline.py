@@ -350,3 +350,12 @@ def test_run_pipeline_labels_frames_with_their_neighbours_when_asked(series):
     for bad in (2, 0, 1.5):
         with pytest.raises(CalciteAFMError, match="temporal_window"):
             PipelineConfig(temporal_window=bad)
+
+
+def test_rate_smooth_px_is_checked_and_round_trips():
+    cfg = PipelineConfig(rate_smooth_px=0.7)
+    assert PipelineConfig.from_dict(cfg.to_dict()).rate_smooth_px == 0.7
+    assert PipelineConfig(rate_smooth_px=1).rate_smooth_px == 1.0
+    for bad in (-0.5, float("nan"), float("inf"), "1", True):
+        with pytest.raises(CalciteAFMError, match="rate_smooth_px"):
+            PipelineConfig(rate_smooth_px=bad)

@@ -106,6 +106,9 @@ class PipelineConfig:
         Odd number of (registered) frames whose class probabilities are averaged to label
         each frame (:func:`napari_calcite_afm.segmentation.temporal_prior`); 1 (default):
         each frame alone. The probabilities written stay each frame's own.
+    rate_smooth_px : float
+        Gaussian smoothing of the dissolution-rate maps, pixels (0, the default: none;
+        :func:`napari_calcite_afm.kinetics.rate_maps`).
 
     Examples
     --------
@@ -133,6 +136,7 @@ class PipelineConfig:
     kinetics: bool = True
     closed_pits: bool = True
     temporal_window: int = 1
+    rate_smooth_px: float = 0.0
 
     def __post_init__(self) -> None:
         self.lags = check_lags(self.lags, name="PipelineConfig.lags")
@@ -157,6 +161,12 @@ class PipelineConfig:
                 f"PipelineConfig.temporal_window must be an odd whole number >= 1, got {w!r}"
             )
         self.temporal_window = int(w)
+        r = self.rate_smooth_px
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not (0 <= r < float("inf")):
+            raise CalciteAFMError(
+                f"PipelineConfig.rate_smooth_px must be a length of 0 pixels or more, got {r!r}"
+            )
+        self.rate_smooth_px = float(r)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -312,6 +322,7 @@ def _kinetics_stage(cleaned, labels, pixel_size_nm, times, reg, config, clock, s
             times,
             registration=reg,
             rate_model=config.increment_model,  # gsg: also the GSG of the rate maps
+            rate_smooth_px=config.rate_smooth_px,
             progress=report,
             stop=stop,
         )

@@ -57,6 +57,8 @@ CASES = [
     (f"{RUN} --out o --temporal-window 0", "--temporal-window: must be a whole number >= 1"),
     (f"{RUN} --out o --temporal-window 2", "temporal_window must be an odd whole number"),
     ("batch in.tif --out o --temporal-window x", "--temporal-window: must be a whole number"),
+    (f"{RUN} --out o --rate-smooth -1", "--rate-smooth: must be a number of pixels from 0"),
+    ("batch in.tif --out o --rate-smooth nan", "--rate-smooth: must be a number of pixels"),
     ("level in.tif --out o.tif --order 9", "--order: must be a whole number from 0 to 8"),
     ("level in.tif --out o.tif --order -1", "--order: must be a whole number from 0 to 8"),
     (f"{FIT} --out t.csv --lags 1000000000", "--lags must be smaller than the frame .64 x 64"),

@@ -74,3 +74,24 @@ def test_run_writes_the_kinetics_unless_told_not_to(movie, tmp_path):
     assert main([*base, "--out", str(tmp_path / "without"), "--no-kinetics"]) == 0
     assert not (tmp_path / "without" / "tracks.csv").exists()
     assert (tmp_path / "without" / "table.csv").exists()
+
+
+def test_rate_smooth_smooths_the_written_rate_maps(movie, tmp_path):
+    _, raw, labels = movie
+    base = ["kinetics", str(raw), "--labels", str(labels), "--quiet", "--no-figures"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "soft"), "--rate-smooth", "1.5"]) == 0
+    plain = tifffile.imread(tmp_path / "plain" / "rates.tif")
+    soft = tifffile.imread(tmp_path / "soft" / "rates.tif")
+    assert np.array_equal(np.isnan(plain), np.isnan(soft))
+    # neighbouring pixels differ less once the pixel noise is averaged
+    assert np.nanstd(np.diff(soft, axis=2)) < 0.5 * np.nanstd(np.diff(plain, axis=2))
+
+
+def test_run_passes_rate_smooth_into_its_settings(movie, tmp_path):
+    _, raw, _ = movie
+    out = tmp_path / "run"
+    argv = ["run", str(raw), "--quiet", "--figures", "none", "--lags", "1", "--out", str(out)]
+    assert main([*argv, "--rate-smooth", "0.7"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["rate_smooth_px"] == 0.7

@@ -194,3 +194,41 @@ def _add_segmentation_options(p: argparse.ArgumentParser, temporal: bool = True)
             "frames around it (odd; 1, the default: each frame alone; 3 smooths pits that "
             "flicker and halves the spurious pit tracks, see docs/kinetics.md)",
         )
+
+
+_RATE_SMOOTH_MAX_PX = 50.0  # a wider Gaussian would blur a 512 px map into its mean
+
+
+def _rate_smooth_arg(text: str) -> float:
+    """An argparse ``type``: a Gaussian width from 0 (no smoothing) to 50 pixels.
+
+    Examples
+    --------
+    >>> _rate_smooth_arg("0"), _rate_smooth_arg("0.7")
+    (0.0, 0.7)
+    >>> _rate_smooth_arg("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a number of pixels from 0 (none) to 50, got '-1'
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= _RATE_SMOOTH_MAX_PX):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of pixels from 0 (none) to {_RATE_SMOOTH_MAX_PX:g}, got {text!r}"
+        )
+    return value
+
+
+def _add_rate_smooth_option(p: argparse.ArgumentParser) -> None:
+    """``--rate-smooth PX`` of a parser that writes rate maps."""
+    p.add_argument(
+        "--rate-smooth",
+        type=_rate_smooth_arg,
+        default=0.0,
+        metavar="PX",
+        help="smooth the dissolution-rate maps by a Gaussian of PX pixels (0, the default: "
+        "none; 0.5-1 averages the pixel noise of the heights, see docs/kinetics.md)",
+    )

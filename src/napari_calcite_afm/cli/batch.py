@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import _add_segmentation_options, _parse_lags, _stderr
+from ._common import _add_rate_smooth_option, _add_segmentation_options, _parse_lags, _stderr
 
 __all__ = ["cmd_batch"]
 
@@ -57,6 +57,7 @@ def _add_batch_parser(sub) -> None:
         help="gaussian, or gsg (also the generalized sub-Gaussian model)",
     )
     p.add_argument("--no-kinetics", action="store_true", help="skip rates and pit tracks")
+    _add_rate_smooth_option(p)
     _add_segmentation_options(p)
     p.add_argument(
         "--figures", choices=["summary", "all", "none"], default="summary", help="(summary)"
@@ -82,6 +83,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         figures=args.figures,
         increment_model=args.increment_model,
         kinetics=not args.no_kinetics,
+        rate_smooth_px=args.rate_smooth,
         closed_pits=not args.keep_open_pits,
         temporal_window=args.temporal_window,
     )

@@ -416,6 +416,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         figures=args.figures,
         increment_model=args.increment_model,
         kinetics=not args.no_kinetics,
+        rate_smooth_px=args.rate_smooth,
         closed_pits=not args.keep_open_pits,
         temporal_window=args.temporal_window,
     )

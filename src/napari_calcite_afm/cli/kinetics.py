@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ._common import _float_arg, _progress_printer
+from ._common import _add_rate_smooth_option, _float_arg, _progress_printer
 from ._paths import _check_paths
 
 __all__ = ["cmd_kinetics"]
@@ -64,6 +64,7 @@ def _add_kinetics_parser(sub) -> None:
     p.add_argument("--no-level", action="store_true", help="the input is levelled already")
     p.add_argument("--no-register", action="store_true", help="the frames are registered already")
     p.add_argument("--no-figures", action="store_true", help="write no figures")
+    _add_rate_smooth_option(p)
     p.add_argument("--channel", help="channel to read (default: the height channel)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_kinetics)
@@ -92,6 +93,7 @@ def cmd_kinetics(args: argparse.Namespace) -> int:
         stack.pixel_size_nm,
         times,
         register=not args.no_register,
+        rate_smooth_px=args.rate_smooth,
         progress=progress,
     )
     for message in result.messages:

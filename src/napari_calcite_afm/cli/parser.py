@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import _add_segmentation_options, _float_arg, _int_arg, _Parser
+from ._common import (
+    _add_rate_smooth_option,
+    _add_segmentation_options,
+    _float_arg,
+    _int_arg,
+    _Parser,
+)
 from .batch import _add_batch_parser
 from .commands import (
     cmd_demo,
@@ -281,6 +287,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--lags", default="1,2,4,8", help="lags in pixels (1,2,4,8)")
     p.add_argument("--no-register", action="store_true", help="skip drift registration")
     p.add_argument("--no-kinetics", action="store_true", help="skip the rate maps and pit tracks")
+    _add_rate_smooth_option(p)
     _add_segmentation_options(p)
     p.add_argument(
         "--increment-model",

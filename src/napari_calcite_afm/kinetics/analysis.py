@@ -170,6 +170,7 @@ def analyse_kinetics(
     register: bool = False,
     registration: Registration | None = None,
     rate_model: str = "gaussian",
+    rate_smooth_px: float = 0.0,
     settings=None,
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
@@ -197,6 +198,9 @@ def analyse_kinetics(
         ``"gsg"`` also fits generalized sub-Gaussian models to each rate map, whole and
         by region (:func:`~.rate_gsg.rate_gsg_rows`: the rate table gains
         :data:`~.rate_gsg.RATE_GSG_COLUMNS`).
+    rate_smooth_px : float
+        Gaussian smoothing of the rate maps, pixels (0: none; see
+        :func:`~.rates.rate_maps`); the rate table is computed from the smoothed maps.
     settings : PitSettings, optional
         Pit finding and tracking settings.
     progress : callable, optional
@@ -263,7 +267,9 @@ def analyse_kinetics(
             )
 
     ref = height_reference(z, lab)
-    rates = rate_maps(z, times, lab, reference=ref, progress=report, stop=stop)
+    rates = rate_maps(
+        z, times, lab, reference=ref, smooth_px=rate_smooth_px, progress=report, stop=stop
+    )
     table = rate_table(rates, times, pixel_size_nm, lab, reference=ref)
     messages.extend(table.messages)
     rows = table.to_rows()
