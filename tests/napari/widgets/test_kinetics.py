@@ -92,3 +92,22 @@ def test_labels_of_another_shape_are_refused(make_napari_viewer, error_messages)
     assert widget.run() is None
     assert any("must match" in m for m in error_messages())
     assert widget.result is None
+
+
+def test_the_rate_maps_are_smoothed_when_asked(viewer_with_movie, wait_idle):
+    from napari_calcite_afm._napari.widgets.kinetics import KineticsWidget
+
+    viewer, image, labels = viewer_with_movie
+    widget = KineticsWidget(viewer)
+    widget.image.set_layer(image)
+    widget.labels.set_layer(labels)
+    assert widget.smooth.value() == 0.0  # off by default: each pixel's rate
+    widget.run()
+    wait_idle(widget)
+    plain = widget.result.rates.copy()
+    widget.smooth.setValue(1.5)
+    widget.run()
+    wait_idle(widget)
+    soft = widget.result.rates
+    assert np.array_equal(np.isnan(plain), np.isnan(soft))
+    assert np.nanstd(np.diff(soft, axis=2)) < 0.5 * np.nanstd(np.diff(plain, axis=2))

@@ -81,6 +81,11 @@ def test_one_click_from_layer_and_file(
     qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
     assert viewer.layers["movie segmentation"].data.shape == series.raw.shape
     assert widget.result.summary["config"]["temporal_window"] == 3
+    assert widget.result.summary["config"]["rate_smooth_px"] == 0.0  # rates per pixel
+    widget.smooth.setValue(1.0)  # ... smoothed when asked
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.busy, timeout=60_000)
+    assert widget.result.summary["config"]["rate_smooth_px"] == 1.0
 
     # a missing file: a notification naming it, no exception
     widget.set_input_file(tmp_path / "missing.spm")

@@ -17,6 +17,7 @@ from magicgui.widgets import ComboBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -251,6 +252,20 @@ def progress_bar() -> QProgressBar:
     bar.setTextVisible(True)
     bar.setVisible(False)  # shown by TaskRunner.start
     return bar
+
+
+def rate_smooth_box() -> QDoubleSpinBox:
+    """The Gaussian smoothing of the rate maps, pixels (0, the default: none)."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, 50.0)
+    box.setDecimals(1)
+    box.setSingleStep(0.5)
+    box.setSuffix(" px")
+    box.setToolTip(
+        "Gaussian smoothing of the dissolution-rate maps, pixels (0: none, each pixel's "
+        "rate; 0.5-1 averages the noise of the heights)"
+    )
+    return box
 
 
 def status_label(text: str = "") -> QLabel:

@@ -28,7 +28,15 @@ from qtpy.QtWidgets import (
 from ...errors import CalciteAFMError
 from ..conventions import apply_conventions
 from ..layers import layer_stack, pixel_size_of
-from ._qt import LayerChooser, form_layout, output_folder, progress_bar, run_row, status_label
+from ._qt import (
+    LayerChooser,
+    form_layout,
+    output_folder,
+    progress_bar,
+    rate_smooth_box,
+    run_row,
+    status_label,
+)
 from ._shortcuts import register as register_shortcut
 from ._tasks import TaskRunner, guarded
 from .pit_table import PitTable, show_kinetics
@@ -81,6 +89,7 @@ class KineticsWidget(QWidget):
             "time between frames, s: used where the layer has no frame times "
             "(0: unknown, rates per frame)"
         )
+        self.smooth = rate_smooth_box()
         self.register = QCheckBox("register the frames first (unregistered movie)")
         self.run_button = QPushButton("Measure kinetics")
         self.stop_button = QPushButton("Stop")
@@ -96,6 +105,7 @@ class KineticsWidget(QWidget):
         form.addRow("heights", self.image.native)
         form.addRow("labels", self.labels.native)
         form.addRow("frame interval", self.interval)
+        form.addRow("smooth rates", self.smooth)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.register)
@@ -152,6 +162,7 @@ class KineticsWidget(QWidget):
         px = pixel_size_of(image)
         times = self._times(image, heights.shape[0])
         register = self.register.isChecked()
+        smooth_px = float(self.smooth.value())
 
         def work(progress, stop):
             return analyse_kinetics(
@@ -160,6 +171,7 @@ class KineticsWidget(QWidget):
                 px,
                 times,
                 register=register,
+                rate_smooth_px=smooth_px,
                 progress=progress,
                 stop=stop,
             )

@@ -49,6 +49,7 @@ from ._qt import (
     form_layout,
     output_folder,
     progress_bar,
+    rate_smooth_box,
     run_row,
     status_label,
 )
@@ -134,6 +135,7 @@ class OneClickWidget(QWidget):
             "no longer flicker and about half as many pit tracks (mostly fragments) are "
             "made; each frame's own probabilities are kept"
         )
+        self.smooth = rate_smooth_box()
         self.run_button = QPushButton("Run: clean → segment → fit")
         self.stop_button = QPushButton("Stop")
         self.out_dir = QLineEdit()
@@ -150,6 +152,7 @@ class OneClickWidget(QWidget):
         form.addRow("file", self.file_row)
         form.addRow("model", self.model)
         form.addRow("lags (px)", self.lags)
+        form.addRow("smooth rates", self.smooth)
         self._form = form
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -220,6 +223,7 @@ class OneClickWidget(QWidget):
             lags=parse_lags(self.lags.text()),
             register=self.register.isChecked(),
             temporal_window=3 if self.temporal.isChecked() else 1,
+            rate_smooth_px=float(self.smooth.value()),
         )
         spec = self.model.spec()
         kwargs: dict = {}
