@@ -22,7 +22,19 @@ import numpy as np
 
 from .errors import CalciteAFMError
 
-__all__ = ["check_lags", "check_positive", "check_seconds", "is_whole"]
+__all__ = ["check_lags", "check_positive", "check_seconds", "holds_numbers", "is_whole"]
+
+
+def holds_numbers(array: np.ndarray) -> bool:
+    """Whether an array's dtype is real numbers (floats or integers; not bool, complex
+    or objects), as heights, rates and fields must be.
+
+    Examples
+    --------
+    >>> holds_numbers(np.zeros(2)), holds_numbers(np.arange(2)), holds_numbers(np.ones(2, bool))
+    (True, True, False)
+    """
+    return bool(np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer))
 
 
 def is_whole(value) -> bool:

@@ -9,7 +9,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["pit_measures", "vertical_offset", "mean_retreat_nm"]
+__all__ = ["CALCITE_STEP_NM", "pit_measures", "vertical_offset", "mean_retreat_nm"]
+
+#: Height of one calcite {10-14} monolayer step, nm (docs/science.md): what the analysis
+#: reads a step as (the synthetic generators keep their own setting).
+CALCITE_STEP_NM = 0.31
 
 
 def pit_measures(

@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..checks import holds_numbers
 from ..errors import KineticsError
 from ..labels import LABEL_TERRACE
-from ..surface import _histogram_mode
+from ..surface import CALCITE_STEP_NM, _histogram_mode
 
 __all__ = ["HeightReference", "height_reference"]
 
 _MIN_PIXELS = 100  # fewer common reference pixels than this: no reference
 _BIN_NM = 0.01  # histogram bin of the mode, nm
 _UNCHANGED_MIN = 0.25  # below this fraction of reference pixels at one level: a message
-_STEP_NM = 0.31  # calcite's monolayer step height, nm (docs/science.md)
+_STEP_NM = CALCITE_STEP_NM  # calcite's monolayer step height, nm
 _STEP_WINDOW_NM = 0.1  # the level found above lies this close to one step up, nm
 _STEP_UP_MIN = 0.08  # share of the reference pixels there that makes it the unchanged level
 
@@ -43,7 +44,7 @@ def _as_movie(aligned, name: str = "aligned") -> np.ndarray:
     a = np.asarray(aligned)
     if a.ndim != 3:
         raise KineticsError(f"{name} must be a 3-D stack (frames, rows, cols), got {a.shape}")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if not holds_numbers(a):
         raise KineticsError(f"{name} must hold heights (numbers), got dtype {a.dtype}")
     if a.shape[0] < 2:
         raise KineticsError(f"rates need at least 2 frames, got {a.shape[0]}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import holds_numbers
 from ..errors import LevelError
 
 #: Highest polynomial order of a background or row fit: 8 already follows any scanner
@@ -21,7 +22,7 @@ def _as_frame(image, name: str = "image") -> np.ndarray:
     a = np.asarray(image)
     if a.ndim != 2:
         raise LevelError(f"{name} must be a 2-D frame (rows, cols), got shape {a.shape}")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if not holds_numbers(a):
         raise LevelError(f"{name} must hold numbers, got dtype {a.dtype}")
     return a.astype(np.float64, copy=True)
 
@@ -30,7 +31,7 @@ def _as_stack(stack, name: str = "stack") -> np.ndarray:
     a = np.asarray(stack)
     if a.ndim != 3:
         raise LevelError(f"{name} must be a 3-D stack (frames, rows, cols), got shape {a.shape}")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if not holds_numbers(a):
         raise LevelError(f"{name} must hold numbers, got dtype {a.dtype}")
     return a
 

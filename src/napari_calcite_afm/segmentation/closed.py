@@ -28,11 +28,12 @@ from scipy import ndimage
 
 from ..errors import CalciteAFMError
 from ..labels import LABEL_MONOLAYER, LABEL_MULTILAYER, LABEL_TERRACE
+from ..surface import CALCITE_STEP_NM
 
 __all__ = ["CLOSED_DEPTH_STEPS", "STEP_NM", "remove_open_pits", "ring_fractions"]
 
 #: Height of one calcite {10-14} step, nm.
-STEP_NM = 0.31
+STEP_NM = CALCITE_STEP_NM
 #: How far (in steps) the ring must stand above a region of each pit class.
 CLOSED_DEPTH_STEPS: dict[int, float] = {LABEL_MULTILAYER: 0.5, LABEL_MONOLAYER: 0.5}
 

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..checks import holds_numbers
 from ..errors import StatsError
 from ..labels import check_labels
 
@@ -71,7 +72,7 @@ def _as_frame(z, name: str = "z") -> np.ndarray:
             f"{name} must be one frame (rows, cols), got an array of shape {arr.shape}"
             + ("; use fit_stack for a stack" if arr.ndim == 3 else "")
         )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not holds_numbers(arr):
         raise StatsError(f"{name} must hold heights in nm (numbers), got dtype {arr.dtype}")
     return np.array(arr, dtype=np.float64)
 

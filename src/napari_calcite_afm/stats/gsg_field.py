@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..checks import holds_numbers
 from ..errors import StatsError
 from ._checks import _check_axis, _check_lags
 from .goodness import ks_distance
@@ -37,7 +38,7 @@ def _check_field(values, what: str = "values") -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 2:
         raise StatsError(f"{what} must be one 2-D field (rows, cols), got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not holds_numbers(arr):
         raise StatsError(f"{what} must be numbers, got dtype {arr.dtype}")
     return np.array(arr, dtype=np.float64)
 
