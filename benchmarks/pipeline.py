@@ -7,6 +7,10 @@ own per-stage timings. Targets (issue 4): at most 15 s for the whole run, peak m
 under 2 GB, on a 2-core CPU.
 
     python benchmarks/pipeline.py [--frames 50] [--size 512] [--figures summary]
+                                  [--no-kinetics]
+
+``--no-kinetics`` runs without the rate maps and pit tracks (issue 17's cost target: the
+kinetics add at most 20 % to the run; compare the wall times of the two runs).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=90210)
     ap.add_argument("--figures", default="summary", choices=["summary", "all", "none"])
+    ap.add_argument("--no-kinetics", action="store_true", help="skip rates and pit tracks")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,7 +60,7 @@ def main() -> None:
             "--figures",
             args.figures,
             "--quiet",
-        ]
+        ] + (["--no-kinetics"] if args.no_kinetics else [])
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t

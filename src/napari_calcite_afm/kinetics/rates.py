@@ -55,6 +55,7 @@ RATE_COLUMNS = (
     "rate_pits_mol_m2_s",
     "rate_terrace_mol_m2_s",
     "dissolved_volume_nm3",
+    "levelling_residue_nm",
 )
 
 
@@ -126,10 +127,10 @@ def rate_maps(
     Examples
     --------
     >>> z0 = np.zeros((32, 32)); z1 = np.full((32, 32), 5.0)   # instrument offset 5 nm
-    >>> z1[:8] -= 0.3                                           # 0.3 nm lost on a quarter
+    >>> z1[:8] -= 0.31                                          # a step lost on a quarter
     >>> r = rate_maps(np.stack([z0, z1]), [0.0, 300.0])
     >>> r.shape, r.dtype.name, round(float(r[0, 0, 0]), 6), abs(round(float(r[0, -1, 0]), 6))
-    ((1, 32, 32), 'float32', 0.001, 0.0)
+    ((1, 32, 32), 'float32', 0.001033, 0.0)
     >>> soft = rate_maps(np.stack([z0, z1]), [0.0, 300.0], smooth_px=1.0)  # 1 px Gaussian
     >>> bool(soft[0, 7, 0] < r[0, 7, 0]), bool(np.isclose(soft.mean(), r.mean()))
     (True, True)
@@ -150,7 +151,8 @@ def rate_maps(
             raise Cancelled(f"stopped after {k} of {n - 1} rate maps")
         if np.isfinite(ref.offsets_nm[k]):
             d = np.asarray(a[k + 1], np.float64) - np.asarray(a[k], np.float64)
-            out[k] = _smoothed(-(d - ref.offsets_nm[k]) / (t[k + 1] - t[k]), smooth_px)
+            ref_k = ref.surface_nm(k, d.shape)
+            out[k] = _smoothed(-(d - ref_k) / (t[k + 1] - t[k]), smooth_px)
         if progress is not None:
             progress({"stage": "rates", "frame": k, "n_frames": n - 1})
     return out
@@ -237,7 +239,8 @@ def rate_table(
     labels : array_like of int, shape (frames, rows, cols), optional
         Labels of the frames (for the pit and terrace columns).
     reference : HeightReference, optional
-        Its messages are carried into the table.
+        Its messages are carried into the table, and the range of the levelling residue
+        it removed from each pair (``levelling_residue_nm``; NaN without it).
 
     Returns
     -------
@@ -259,6 +262,11 @@ def rate_table(
         raise KineticsError(f"pixel_size_nm must be a positive number, got {pixel_size_nm!r}")
     lab = _as_labels(labels, (r.shape[0] + 1, *r.shape[1:]))
     area = float(pixel_size_nm) ** 2
+    residue = (
+        reference.residue_range_nm()
+        if reference is not None and reference.offsets_nm.shape == (r.shape[0],)
+        else np.full(r.shape[0], np.nan)
+    )
     rows = []
     for k in range(r.shape[0]):
         rk = np.asarray(r[k], np.float64)
@@ -277,6 +285,7 @@ def rate_table(
         for key in ("", "_pits", "_terrace"):
             row[f"rate{key}_mol_m2_s"] = row[f"rate{key}_nm_s"] * NM_S_TO_MOL_M2_S
         row["dissolved_volume_nm3"] = float(rk[valid].sum() * dt * area)
+        row["levelling_residue_nm"] = residue[k]
         rows.append(row)
     return RateTable(rows, list(reference.messages) if reference is not None else [])
 

@@ -12,11 +12,13 @@ steps swept most of the surface between the two frames (a vicinal surface, fast 
 the densest level is the swept one: a peak one step (0.31 nm) above it holding at least
 8 % of the pixels (the histogram fitted as noise-wide peaks a step apart) is then the
 unchanged surface, when the noise resolves the steps, and the pair gets a message.
-The offset is one number per pair: a difference of tilt or bow left between the two
-levelled frames is not removed. When less than a quarter of the reference pixels lie
-within noise of the reference (3 times the noise that the two frames' own pixel-to-pixel
-noise gives their difference) there is no clear unchanged part and the pair gets a
-message (its rates may carry an offset). ``docs/kinetics.md`` has the measured errors.
+Each frame is levelled on its own, so the two frames' levellings also differ by a smooth
+surface and an offset per scan line; :mod:`.residue` fits and removes those first, where
+that is credible (``residue=False``: one offset per pair, as before stop 29). When less
+than a quarter of the reference pixels lie within noise of the reference (3 times the
+noise that the two frames' own pixel-to-pixel noise gives their difference) there is no
+clear unchanged part and the pair gets a message (its rates may carry an offset).
+``docs/kinetics.md`` has the measured errors.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ from ..checks import holds_numbers
 from ..errors import KineticsError
 from ..labels import LABEL_TERRACE
 from ..surface import CALCITE_STEP_NM, _histogram_mode
+from .residue import N_COLUMN_TERMS, levelling_residue, residue_surface
 
 __all__ = ["HeightReference", "height_reference"]
 
+_MAX_SAMPLE = 65536  # at most this many reference pixels per pair make its level
 _MIN_PIXELS = 100  # fewer common reference pixels than this: no reference
 _BIN_NM = 0.01  # histogram bin of the mode, nm
 _UNCHANGED_MIN = 0.25  # below this fraction of reference pixels at one level: a message
 _STEP_NM = CALCITE_STEP_NM  # calcite's monolayer step height, nm
 _STEP_WINDOW_NM = 0.1  # the level found above lies this close to one step up, nm
+_RESIDUE_MIN = 0.5  # a levelling residue must leave this share of the reference at one level
 _STEP_UP_MIN = 0.08  # share of the reference pixels there that makes it the unchanged level
 
 
@@ -78,6 +83,11 @@ class HeightReference:
         Standard deviation of the difference over the unchanged pixels, nm.
     messages : list of str
         Pairs without a clear unchanged part, or without reference pixels.
+    column_terms : numpy.ndarray, shape (frames - 1, 3), optional
+        Per pair, the column polynomial of what levelling left different between the
+        two frames (:func:`~.residue.levelling_residue`), nm; None: not fitted.
+    row_offsets_nm : numpy.ndarray, shape (frames - 1, rows), optional
+        Per pair, the offset of each row beyond ``offsets_nm``, nm; None: not fitted.
 
     Examples
     --------
@@ -90,6 +100,28 @@ class HeightReference:
     unchanged_fraction: np.ndarray
     noise_nm: np.ndarray
     messages: list[str] = field(default_factory=list)
+    column_terms: np.ndarray | None = None
+    row_offsets_nm: np.ndarray | None = None
+
+    def residue_range_nm(self) -> np.ndarray:
+        """Per pair, the range (max - min over the frame, nm) of the levelling residue
+        removed (0 where none was fitted, NaN where the pair has no reference)."""
+        out = np.where(np.isfinite(self.offsets_nm), 0.0, np.nan)
+        if self.row_offsets_nm is None or self.column_terms is None:
+            return out
+        for k in np.flatnonzero(np.isfinite(out)):
+            out[k] = np.ptp(residue_surface(self.column_terms[k], self.row_offsets_nm[k], 64))
+        return out
+
+    def surface_nm(self, pair: int, shape: tuple[int, int]) -> np.ndarray | float:
+        """``Z_{t+1} - Z_t`` of the unchanged surface of ``pair`` (t = ``pair``), nm:
+        the offset, plus the levelling residue where it was fitted (a map of ``shape``)."""
+        offset = float(self.offsets_nm[pair])
+        if self.row_offsets_nm is None or self.column_terms is None:
+            return offset
+        return offset + residue_surface(
+            self.column_terms[pair], self.row_offsets_nm[pair], int(shape[1])
+        )
 
 
 def _mode(d: np.ndarray) -> float:
@@ -193,13 +225,33 @@ def _pair_reference(d: np.ndarray, tolerance: float) -> tuple[float, float, floa
     The unchanged fraction counts the differences within ``tolerance`` (3 times the
     noise that the two frames' own pixel noise gives their difference) of the level.
     """
+    if d.size > _MAX_SAMPLE:  # an even sample gives the level to well within the noise
+        d = d[:: d.size // _MAX_SAMPLE + 1]
     level, noise = _level(d)
     level, noise, steps = _step_up(d, level, noise, tolerance / 3.0)
     fraction = float(np.mean(np.abs(d - level) <= max(tolerance, 2 * _BIN_NM)))
     return level, fraction, noise, steps
 
 
-def height_reference(aligned, labels=None) -> HeightReference:
+def _with_residue(d: np.ndarray, use: np.ndarray, tolerance: float, fraction: float):
+    """The pair's reference with its levelling residue (:mod:`.residue`) removed, when
+    the residue is credible: the frames' noise resolves a step (as for :func:`_step_up`)
+    and, removed, it leaves at least half of the reference pixels, and no fewer than
+    before, at one level. Returns ``((level, fraction, noise, steps), column_terms,
+    row_offsets)``, the row offsets taken relative to their median (which joins the
+    level), or None (one offset per pair then)."""
+    if not tolerance / 3.0 < _STEP_NM / 3:
+        return None
+    terms, rows = levelling_residue(np.where(use, d, 0.0), use, tolerance / 3.0)
+    flat = d - residue_surface(terms, rows, d.shape[1])
+    level, share, noise, steps = _pair_reference(flat[use], tolerance)
+    if share < max(_RESIDUE_MIN, fraction):
+        return None
+    base = float(np.median(rows))
+    return (level + base, share, noise, steps), terms, rows - base
+
+
+def height_reference(aligned, labels=None, *, residue: bool = True) -> HeightReference:
     """Height reference of each pair of successive registered frames.
 
     Assumes that part of the surface did not change between the two frames (see the
@@ -212,6 +264,10 @@ def height_reference(aligned, labels=None) -> HeightReference:
         Registered heights, nm (NaN outside the data).
     labels : array_like of int, optional
         Labels on the same grid (1 multilayer pit, 2 terrace, 3 monolayer pit).
+    residue : bool
+        Fit and remove what levelling left different between the two frames (a
+        polynomial along the rows and an offset per row, :mod:`.residue`) before the
+        level; False: one offset per pair.
 
     Returns
     -------
@@ -234,6 +290,8 @@ def height_reference(aligned, labels=None) -> HeightReference:
     noise = np.full(n - 1, np.nan)
     no_ref, unclear, swept = [], [], []
     pixel_noise = [_pixel_noise(a[t]) for t in range(n)]
+    terms = np.zeros((n - 1, N_COLUMN_TERMS)) if residue else None
+    row_offsets = np.zeros((n - 1, a.shape[1])) if residue else None
     for t in range(n - 1):
         d = np.asarray(a[t + 1], np.float64) - np.asarray(a[t], np.float64)
         valid = np.isfinite(d)
@@ -246,6 +304,10 @@ def height_reference(aligned, labels=None) -> HeightReference:
             continue
         tolerance = 3.0 * float(np.hypot(pixel_noise[t], pixel_noise[t + 1]))
         offsets[t], fraction[t], noise[t], steps = _pair_reference(d[use], tolerance)
+        if residue and not steps:  # swept most: a smooth start would sit a step low
+            fitted = _with_residue(d, use, tolerance, fraction[t])
+            if fitted is not None:
+                (offsets[t], fraction[t], noise[t], steps), terms[t], row_offsets[t] = fitted
         if steps:
             swept.append(t)
         elif fraction[t] < _UNCHANGED_MIN:
@@ -267,4 +329,4 @@ def height_reference(aligned, labels=None) -> HeightReference:
             f"frame pairs {names}: no clear unchanged surface (the share of the reference "
             "pixels at one height level is given); their rates may carry an offset"
         )
-    return HeightReference(offsets, fraction, noise, messages)
+    return HeightReference(offsets, fraction, noise, messages, terms, row_offsets)
