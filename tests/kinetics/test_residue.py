@@ -110,3 +110,17 @@ def test_too_few_reference_pixels_give_no_residue():
     use[0, :5] = True
     terms, lines = levelling_residue(d, use, 0.05)
     assert not terms.any() and not lines.any() and lines.shape == (32,)
+
+
+def test_a_step_along_the_scan_lines_is_not_taken_for_a_line_offset():
+    """Steps running along the scan lines swept whole lines (rows 40-69): the line
+    alignment of the difference must not take that band's edges for line offsets."""
+    rng = np.random.default_rng(7)
+    size = 128
+    z0 = rng.normal(0, 0.03, (size, size))
+    z1 = z0 + 0.4 + rng.normal(0, 0.03, (size, size)) + _levelling_residue(size, 8)
+    z1[40:70] -= STEP
+    ref = height_reference(np.stack([z0, z1]))
+    rates = rate_maps(np.stack([z0, z1]), DT, reference=ref)[0]
+    assert np.median(rates[40:70]) * DT == pytest.approx(STEP, abs=0.03)
+    assert abs(np.median(rates[np.r_[0:40, 70:size]])) * DT < 0.03

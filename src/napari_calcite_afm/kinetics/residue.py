@@ -13,20 +13,26 @@ are wrong everywhere.
 frames), as a polynomial in the column coordinate plus one offset per row (the row
 offsets take every function of the row coordinate, the polynomial's included):
 
-1. a robust (Tukey) quadratic surface of the difference starts it;
+1. five starting surfaces: a level, a plane and a quadratic fitted robustly (Tukey) to
+   the heights, a quadratic fitted to the slopes between neighbouring pixels (a swept
+   band's sharp edge is an outlier there), and the lines aligned to each other by the
+   median step between neighbours (a step of whole monolayers between two lines is
+   taken for a step along them, not an offset);
 2. dissolution lowers the surface by whole monolayer steps (0.31 nm), so each pixel up
    to two steps below the current surface is counted as swept by that many steps and
    put back up (a swept band must not bend the fit, as it would a plain least-squares
    surface), pixels further off are left out;
-3. row offsets and column polynomial are fitted to what is left, in turn, and 2-3
-   repeat.
+3. row offsets and column polynomial are fitted to what is left, in turn, each row kept
+   within half a step of its start; 2-3 repeat, twice for every start, then to the end
+   for the start that left the most pixels on the unchanged level (among those within
+   1 % of it, the one that put fewest back).
 
-**The assumption**: the difference of the two levellings is smooth across the scan lines
-(any shape along the slow-scan axis) and the unchanged surface is a good share of each
-part of the frame. **Where it fails**: a step that runs along the scan lines sweeps whole
-lines, which nothing tells from a line offset; started from the robust surface, such
-lines are counted as swept while they are fewer than the unchanged ones. Lines whose
-offset changed by more than two steps are left out and take their neighbours' offsets.
+**The assumption**: the difference of the two levellings is smooth along the scan lines
+(any shape across them) and the unchanged surface is a good share of each part of the
+frame. **Where it fails**: a step that runs along the scan lines sweeps whole lines,
+which nothing tells from a line offset but its height of whole steps; where such lines
+are most of the reference, the pair keeps one offset (:mod:`.reference`). Lines whose
+offset differs from their start by more than half a step are not followed.
 ``docs/kinetics.md`` has the measured gain.
 """
 
@@ -45,6 +51,7 @@ _FIRST_ROUNDS = 2  # rounds for every start before the best one goes on
 _INLIER_SIGMAS = 3.0  # within this many noise widths of the surface (swept steps put back)
 _TUKEY = 2.5  # Tukey's constant, in robust standard deviations, for the starting surface
 _ROW_FREEDOM = 0.45 * CALCITE_STEP_NM  # how far a row may leave the smooth start, nm
+_STEP_JUMP_NM = 0.05  # a jump between lines this close to whole steps is a swept step
 _MIN_ROW = 10  # a row with fewer reference pixels takes its neighbours' offset
 _MAX_COLUMNS = 64  # columns sampled per row for the fit (the rest adds little)
 _START_ROWS = 64  # rows sampled for the starting surfaces
@@ -147,15 +154,40 @@ def levelling_residue(
     sub = sub if sub.sum() >= 4 * _MIN_ROW else use
     starts = [_robust_surface(d, sub, terms[:k]) for k in (0, 2, len(terms))]
     starts.append(_gradient_surface(d, use, terms))
-    # a level, a plane, a quadratic, the quadratic of the slopes: each refined a little,
+    starts.append(_line_surface(d, use, [t for t, (i, _) in zip(terms, _POWERS) if i > 0]))
+    # a level, a plane, a quadratic, the quadratic of the slopes, the lines aligned:
+    # each refined a little,
     # the one that leaves the most pixels on the unchanged level refined to the end
     fits = [_refine(d, use, s, s, cols, n_cols, tolerance, _FIRST_ROUNDS) for s in starts]
-    best = max(range(len(fits)), key=lambda i: fits[i][2])
+    bucket = max(1, int(use.sum()) // 100)  # about as many pixels level: fewer put back
+    best = max(range(len(fits)), key=lambda i: (fits[i][2] // bucket, -fits[i][4]))
     if fits[best][2] < 0:
         return np.zeros(N_COLUMN_TERMS), np.zeros(n_rows)
     rounds = _ITERATIONS - _FIRST_ROUNDS
     fit = _refine(d, use, fits[best][3], starts[best], cols, n_cols, tolerance, rounds)
     return (fit[0], fit[1]) if fit[2] >= 0 else fits[best][:2]
+
+
+_POWERS = [(i, j) for i in range(_ORDER + 1) for j in range(_ORDER + 1 - i) if i + j]
+
+
+def _line_surface(d, use, column_terms):
+    """Line offsets aligned from line to line (the median step between neighbouring
+    lines, as a levelling's line alignment does, here on the difference), plus a robust
+    column polynomial."""
+    both = use[1:] & use[:-1]
+    g = np.where(both, d[1:] - d[:-1], np.nan)
+    count = both.sum(axis=1)
+    jumps = np.zeros(g.shape[0])
+    enough = count >= _MIN_ROW
+    if enough.any():
+        jumps[enough] = np.nanmedian(g[enough], axis=1)
+    steps = np.round(jumps / CALCITE_STEP_NM)
+    along = (steps != 0) & (np.abs(jumps - steps * CALCITE_STEP_NM) < _STEP_JUMP_NM)
+    jumps[along] = 0.0  # a whole step between two lines: a step along them, not an offset
+    lines = np.concatenate([[0.0], np.cumsum(jumps)])
+    rest = _robust_surface(d - lines[:, None], use, column_terms)
+    return rest + lines[:, None]
 
 
 def _gradient_surface(d: np.ndarray, use: np.ndarray, terms: list[np.ndarray]) -> np.ndarray:
@@ -191,26 +223,27 @@ def _gradient_surface(d: np.ndarray, use: np.ndarray, terms: list[np.ndarray]) -
 def _refine(d, use, surface, start, cols, n_cols, tolerance, rounds):
     """Steps 2-3 of the module's method, ``rounds`` times from ``surface`` (rows kept
     within ``_ROW_FREEDOM`` of ``start``): ``(column_terms, row_offsets, inliers,
-    surface)``, inliers the reference pixels within ``tolerance`` of the surface once
-    their swept steps are put back (-1: too few)."""
+    surface, lifted)``, inliers the reference pixels within ``tolerance`` of the surface
+    once their swept steps are put back (-1: too few), lifted how many of them were."""
     n_rows = d.shape[0]
     terms = _terms(n_rows, n_cols, cols, _ORDER, with_rows=False)
     a = np.stack([t[use] for t in terms], axis=1)
     rows_of = np.nonzero(use)[0]
     y = d[use]
-    coef, offsets, inliers = np.zeros(N_COLUMN_TERMS), np.zeros(n_rows), -1
+    coef, offsets, inliers, lifted = np.zeros(N_COLUMN_TERMS), np.zeros(n_rows), -1, 0
     for _ in range(rounds):
         below = np.clip(np.round((surface[use] - y) / CALCITE_STEP_NM), 0, _MAX_STEPS)
         target = y + below * CALCITE_STEP_NM  # swept steps put back
         inlier = np.abs(target - surface[use]) < tolerance
         inliers = int(inlier.sum())
+        lifted = int(np.count_nonzero(below[inlier]))
         if inliers < 2 * _MIN_ROW:
-            return coef, offsets, -1, surface
+            return coef, offsets, -1, surface, 0
         a_in, t_in, r_in = a[inlier], target[inlier], rows_of[inlier]
         for _ in range(2):
             row_mean = _row_values(t_in - a_in @ coef, r_in, n_rows)
             if row_mean is None:
-                return coef, offsets, -1, surface
+                return coef, offsets, -1, surface, 0
             offsets = row_mean
             coef = _lstsq(a_in, t_in - offsets[r_in])
         surface = sum(c * t for c, t in zip(coef, terms)) + offsets[:, None]
@@ -219,7 +252,7 @@ def _refine(d, use, surface, start, cols, n_cols, tolerance, rounds):
         away = (surface - start).mean(axis=1)
         offsets = offsets - (away - np.clip(away, -_ROW_FREEDOM, _ROW_FREEDOM))
         surface = sum(c * t for c, t in zip(coef, terms)) + offsets[:, None]
-    return coef, offsets, inliers, surface
+    return coef, offsets, inliers, surface, lifted
 
 
 def residue_surface(column_terms: np.ndarray, row_offsets_nm: np.ndarray, cols: int) -> np.ndarray:
