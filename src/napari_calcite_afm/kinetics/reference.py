@@ -23,6 +23,8 @@ clear unchanged part and the pair gets a message (its rates may carry an offset)
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -251,6 +253,26 @@ def _with_residue(d: np.ndarray, use: np.ndarray, tolerance: float, fraction: fl
     return (level + base, share, noise, steps), terms, rows - base
 
 
+def _one_pair(z0, z1, labels, pixel_noise, residue: bool):
+    """The reference of one pair: ``((level, fraction, noise, steps), (column_terms,
+    row_offsets) or None)``, or None without enough reference pixels."""
+    d = np.asarray(z1, np.float64) - np.asarray(z0, np.float64)
+    valid = np.isfinite(d)
+    use = valid
+    if labels is not None:
+        terrace = valid & (labels[0] == LABEL_TERRACE) & (labels[1] == LABEL_TERRACE)
+        use = terrace if terrace.sum() >= _MIN_PIXELS else valid
+    if use.sum() < _MIN_PIXELS:
+        return None
+    tolerance = 3.0 * float(np.hypot(*pixel_noise))
+    level = _pair_reference(d[use], tolerance)
+    if residue and not level[3]:  # swept most: a smooth start would sit a step low
+        fitted = _with_residue(d, use, tolerance, level[1])
+        if fitted is not None:
+            return fitted[0], fitted[1:]
+    return level, None
+
+
 def height_reference(aligned, labels=None, *, residue: bool = True) -> HeightReference:
     """Height reference of each pair of successive registered frames.
 
@@ -292,22 +314,21 @@ def height_reference(aligned, labels=None, *, residue: bool = True) -> HeightRef
     pixel_noise = [_pixel_noise(a[t]) for t in range(n)]
     terms = np.zeros((n - 1, N_COLUMN_TERMS)) if residue else None
     row_offsets = np.zeros((n - 1, a.shape[1])) if residue else None
-    for t in range(n - 1):
-        d = np.asarray(a[t + 1], np.float64) - np.asarray(a[t], np.float64)
-        valid = np.isfinite(d)
-        use = valid
-        if lab is not None:
-            terrace = valid & (lab[t] == LABEL_TERRACE) & (lab[t + 1] == LABEL_TERRACE)
-            use = terrace if terrace.sum() >= _MIN_PIXELS else valid
-        if use.sum() < _MIN_PIXELS:
+
+    def one(t: int):
+        return _one_pair(
+            a[t], a[t + 1], None if lab is None else lab[t : t + 2], pixel_noise[t : t + 2], residue
+        )
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:  # numpy frees the GIL
+        results = list(pool.map(one, range(n - 1)))
+    for t, result in enumerate(results):
+        if result is None:
             no_ref.append(t)
             continue
-        tolerance = 3.0 * float(np.hypot(pixel_noise[t], pixel_noise[t + 1]))
-        offsets[t], fraction[t], noise[t], steps = _pair_reference(d[use], tolerance)
-        if residue and not steps:  # swept most: a smooth start would sit a step low
-            fitted = _with_residue(d, use, tolerance, fraction[t])
-            if fitted is not None:
-                (offsets[t], fraction[t], noise[t], steps), terms[t], row_offsets[t] = fitted
+        (offsets[t], fraction[t], noise[t], steps), fitted = result
+        if fitted is not None:
+            terms[t], row_offsets[t] = fitted
         if steps:
             swept.append(t)
         elif fraction[t] < _UNCHANGED_MIN:
