@@ -43,6 +43,7 @@ _BIN_NM = 0.01  # histogram bin of the mode, nm
 _UNCHANGED_MIN = 0.25  # below this fraction of reference pixels at one level: a message
 _STEP_NM = CALCITE_STEP_NM  # calcite's monolayer step height, nm
 _STEP_WINDOW_NM = 0.1  # the level found above lies this close to one step up, nm
+_RESIDUE_SKIP = 0.9  # a pair with this share of its reference at one level keeps one offset
 _RESIDUE_MIN = 0.5  # a levelling residue must leave this share of the reference at one level
 _STEP_UP_MIN = 0.08  # share of the reference pixels there that makes it the unchanged level
 
@@ -266,7 +267,8 @@ def _one_pair(z0, z1, labels, pixel_noise, residue: bool):
         return None
     tolerance = 3.0 * float(np.hypot(*pixel_noise))
     level = _pair_reference(d[use], tolerance)
-    if residue and not level[3]:  # swept most: a smooth start would sit a step low
+    # swept most: a smooth start would sit a step low; nearly all at one level: no need
+    if residue and not level[3] and level[1] < _RESIDUE_SKIP:
         fitted = _with_residue(d, use, tolerance, level[1])
         if fitted is not None:
             return fitted[0], fitted[1:]
