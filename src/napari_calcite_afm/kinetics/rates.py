@@ -4,7 +4,8 @@ The local rate between frames t and t+1 is ``r(x) = -(Z_{t+1}(x) - Z_t(x)) / dt`
 nm/s, positive where material was removed (``docs/science.md``, Kinetics). Levelling
 removes each frame's own mean and plane, so the two frames are first put on one height
 reference, :func:`~.reference.height_reference` (:mod:`.reference`: the surface that
-did not change between the two frames).
+did not change between the two frames, with what their levellings left different,
+:mod:`.residue`).
 
 Units: heights nm, times s, rates nm/s, molar rates mol m^-2 s^-1 (calcite molar volume
 36.93 cm^3/mol: 1 nm/s = 2.708e-5 mol m^-2 s^-1), volumes nm^3.
@@ -88,8 +89,9 @@ def rate_maps(
 
     ``r = -(Z_{t+1} - ref_t - Z_t) / (t_{t+1} - t_t)`` with ``ref_t`` the height
     reference of the pair (:func:`height_reference`: the assumption that part of the
-    surface did not change), so that the unchanged surface has rate 0 and dissolved
-    material a positive rate.
+    surface did not change; an offset, plus a map of what the two levellings left
+    different where that was fitted, :meth:`HeightReference.surface_nm`), so that the
+    unchanged surface has rate 0 and dissolved material a positive rate.
 
     Parameters
     ----------
