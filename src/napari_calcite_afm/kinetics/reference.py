@@ -23,12 +23,11 @@ clear unchanged part and the pair gets a message (its rates may carry an offset)
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._util import available_cpus, thread_map
 from ..checks import holds_numbers
 from ..errors import KineticsError
 from ..labels import LABEL_TERRACE
@@ -322,8 +321,7 @@ def height_reference(aligned, labels=None, *, residue: bool = True) -> HeightRef
             a[t], a[t + 1], None if lab is None else lab[t : t + 2], pixel_noise[t : t + 2], residue
         )
 
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:  # numpy frees the GIL
-        results = list(pool.map(one, range(n - 1)))
+    results = list(thread_map(one, range(n - 1), available_cpus()))  # numpy frees the GIL
     for t, result in enumerate(results):
         if result is None:
             no_ref.append(t)
